@@ -1,0 +1,202 @@
+//! One TOML file per instance (many instances side by side on one host, each with its own file
+//! and directories). Relative paths resolve against the file's directory. Every key has a
+//! default except `data_dir` and `users_file`; unknown keys are refused with the file's name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_name")]
+    pub name: String,
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub users_file: PathBuf,
+    #[serde(default)]
+    pub listen: Listen,
+    pub tls: Option<Tls>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub imap: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
+    pub lmtp: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest command line (IMAP without its literals, POP3, LMTP).
+    pub max_line_bytes: usize,
+    /// Largest IMAP literal (APPEND) and LMTP message (`SIZE`).
+    pub max_literal_bytes: usize,
+    pub max_connections: usize,
+    /// IMAP autologout timer; RFC 3501 5.4 says at least 30 minutes.
+    pub imap_idle_timeout_secs: u64,
+    pub pop3_timeout_secs: u64,
+    pub lmtp_timeout_secs: u64,
+    /// How long a client may leave a response unread before it is dropped.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: 64 * 1024,
+            max_literal_bytes: 50 * 1024 * 1024,
+            max_connections: 2000,
+            imap_idle_timeout_secs: 1800,
+            pop3_timeout_secs: 600,
+            lmtp_timeout_secs: 300,
+            write_timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub expunge_retention_secs: i64,
+    pub purge_interval_secs: u64,
+    pub open_index_cache: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            expunge_retention_secs: 7 * 86400,
+            purge_interval_secs: 3600,
+            open_index_cache: 128,
+        }
+    }
+}
+
+fn default_name() -> String {
+    "mailstored".into()
+}
+
+fn default_hostname() -> String {
+    "localhost".into()
+}
+
+impl Config {
+    /// Reads and validates an instance config.
+    ///
+    /// # Errors
+    /// A message naming the file and, where it applies, the key.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut cfg: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut cfg.data_dir);
+        abs(&mut cfg.users_file);
+        if let Some(t) = cfg.tls.as_mut() {
+            abs(&mut t.cert);
+            abs(&mut t.key);
+        }
+        let l = &cfg.listen;
+        if l.imap.is_none()
+            && l.imaps.is_none()
+            && l.pop3.is_none()
+            && l.pop3s.is_none()
+            && l.lmtp.is_none()
+        {
+            bail!(
+                "{}: [listen] names no listener (imap, imaps, pop3, pop3s, lmtp)",
+                path.display()
+            );
+        }
+        if (l.imaps.is_some() || l.pop3s.is_some()) && cfg.tls.is_none() {
+            bail!(
+                "{}: listen.imaps / listen.pop3s need a [tls] section with cert and key",
+                path.display()
+            );
+        }
+        let lim = &cfg.limits;
+        if lim.max_line_bytes < 1024 {
+            bail!(
+                "{}: limits.max_line_bytes must be at least 1024",
+                path.display()
+            );
+        }
+        if lim.max_literal_bytes == 0 || lim.max_connections == 0 {
+            bail!(
+                "{}: limits.max_literal_bytes and limits.max_connections must be > 0",
+                path.display()
+            );
+        }
+        if lim.imap_idle_timeout_secs < 1800 {
+            tracing::warn!(
+                value = lim.imap_idle_timeout_secs,
+                "limits.imap_idle_timeout_secs is below the 30 minutes RFC 3501 5.4 asks for"
+            );
+        }
+        if cfg.store.expunge_retention_secs < 0 {
+            bail!(
+                "{}: store.expunge_retention_secs must be >= 0",
+                path.display()
+            );
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(&p)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_absolute_paths() {
+        let c =
+            load("data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"127.0.0.1:10143\"\n")
+                .unwrap();
+        assert!(c.data_dir.is_absolute());
+        assert_eq!(c.limits.imap_idle_timeout_secs, 1800);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load(
+            "data_dir = \"d\"\nusers_file = \"u\"\nbogus = 1\n[listen]\nimap = \"127.0.0.1:1\"\n",
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("bogus"));
+        let e = load("data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimaps = \"127.0.0.1:1\"\n");
+        assert!(format!("{:#}", e.unwrap_err()).contains("[tls]"));
+        let e = load("data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"nope\"\n");
+        assert!(format!("{:#}", e.unwrap_err()).contains("imap"));
+    }
+}

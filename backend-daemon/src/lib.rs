@@ -1,0 +1,18 @@
+//! mailstored: IMAP4rev1, POP3 and LMTP over the [`mailstore`]. Each protocol is a pure codec +
+//! session pair with a thin connection shell ([`net::Conn`]).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod imap;
+pub mod lmtp;
+pub mod net;
+pub mod pop3;
+pub mod server;
+pub mod tls;
+
+/// Runs a store call (LMDB commit, fsync, file read) without stalling the other connections
+/// served by this runtime worker.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}

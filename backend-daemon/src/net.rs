@@ -1,0 +1,237 @@
+//! The connection shell shared by IMAP, POP3 and LMTP: a plain or TLS stream, an input buffer
+//! with line-size limits, read/write timeouts, and STARTTLS that discards pipelined plaintext.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// A client socket, before or after TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why reading a line failed.
+#[derive(Debug)]
+pub enum LineError {
+    /// The peer closed the connection.
+    Closed,
+    /// No complete line within the timeout.
+    Timeout,
+    /// The line exceeds the limit; the rest of it up to its LF has been discarded.
+    TooLong,
+    Io(io::Error),
+}
+
+/// One client connection.
+pub struct Conn {
+    stream: Option<Stream>,
+    buf: Vec<u8>,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    out: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, read_timeout: Duration, write_timeout: Duration) -> Self {
+        Conn {
+            stream: Some(stream),
+            buf: Vec::with_capacity(8192),
+            read_timeout,
+            write_timeout,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Some(Stream::Tls(_)))
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.stream.as_mut().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection lost during TLS handshake",
+            )
+        })
+    }
+
+    /// Bytes received but not consumed yet.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Drops `n` bytes from the front of the input buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n);
+    }
+
+    /// Takes everything buffered.
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads more bytes into the buffer (at most `limit` at once); 0 means EOF.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] after `timeout`, socket errors.
+    pub async fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        let mut chunk = [0u8; 16384];
+        let s = self.stream()?;
+        let n = tokio::time::timeout(timeout, s.read(&mut chunk))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timeout"))??;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Reads one line (without CRLF / LF). Lines longer than `max` are discarded up to their LF
+    /// and reported as [`LineError::TooLong`] so the caller can answer and go on.
+    pub async fn read_line(&mut self, max: usize) -> Result<Vec<u8>, LineError> {
+        let mut scanned = 0;
+        let mut too_long = false;
+        loop {
+            if let Some(pos) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + pos;
+                if too_long {
+                    self.buf.drain(..=end);
+                    return Err(LineError::TooLong);
+                }
+                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+            if self.buf.len() > max {
+                too_long = true;
+                self.buf.clear();
+            }
+            scanned = self.buf.len();
+            let timeout = self.read_timeout;
+            match self.fill(timeout).await {
+                Ok(0) => return Err(LineError::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(LineError::Timeout),
+                Err(e) => return Err(LineError::Io(e)),
+            }
+        }
+    }
+
+    /// Queues bytes; [`Conn::flush`] sends them.
+    pub fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Sends what is queued, giving up after the write timeout (a client that stopped reading).
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`], socket errors.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let timeout = self.write_timeout;
+        let s = self.stream()?;
+        tokio::time::timeout(timeout, async {
+            s.write_all(&out).await?;
+            s.flush().await
+        })
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "write timeout: client is not reading",
+            )
+        })?
+    }
+
+    /// Queues and sends.
+    ///
+    /// # Errors
+    /// As [`Conn::flush`].
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.queue(bytes);
+        self.flush().await
+    }
+
+    /// Upgrades to TLS. Anything the client pipelined after the STARTTLS command is discarded
+    /// (it was sent in the clear and must not be treated as protected input).
+    ///
+    /// # Errors
+    /// Handshake errors; the connection is unusable afterwards.
+    pub async fn starttls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        self.buf.clear();
+        match self.stream.take() {
+            Some(Stream::Plain(tcp)) => {
+                let tls = tokio::time::timeout(self.read_timeout, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timeout")
+                    })??;
+                self.stream = Some(Stream::Tls(Box::new(tls)));
+                Ok(())
+            }
+            other => {
+                self.stream = other;
+                Err(io::Error::other("TLS is already active"))
+            }
+        }
+    }
+
+    /// Best-effort orderly close.
+    pub async fn shutdown(&mut self) {
+        let _ = self.flush().await;
+        if let Some(s) = self.stream.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.shutdown()).await;
+        }
+    }
+}

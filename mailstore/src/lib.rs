@@ -1,0 +1,45 @@
+//! The mailstored mailbox store (DESIGN.md principle 5): message bodies are immutable files named
+//! by their SHA-256 under `mail/<user>/`, written temp + fsync + rename; the index (mailboxes,
+//! UIDs, flags, MODSEQ, cached ENVELOPE/BODYSTRUCTURE, subscriptions, delayed expunges) is one
+//! LMDB environment per user under `metadata/<user>/`. A call that returns `Ok` is durable.
+#![deny(unsafe_code)]
+
+pub mod blob;
+mod messages;
+pub mod names;
+pub mod schema;
+mod store;
+mod user;
+
+pub use blob::Guid;
+pub use messages::{Appended, Copied, Stored};
+pub use names::{MailboxName, Username, SEPARATOR};
+pub use schema::{
+    flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode,
+};
+pub use store::{Store, StoreOptions};
+pub use user::{UserStore, DEFAULT_FOLDERS};
+
+/// Errors of the store. Each concerns one user and one operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid user name")]
+    InvalidUsername,
+    #[error("invalid mailbox name: {0}")]
+    InvalidMailboxName(String),
+    #[error("mailbox does not exist: {0}")]
+    NoSuchMailbox(String),
+    #[error("mailbox already exists: {0}")]
+    MailboxExists(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("index error: {0}")]
+    Index(#[from] heed::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("index damaged: {0}")]
+    Corrupt(String),
+}
+
+#[cfg(test)]
+mod tests;
