@@ -257,3 +257,66 @@ def untagged(m, name: str) -> list[bytes]:
     """Pop imaplib's collected untagged responses of one kind."""
     typ, data = m.response(name)
     return [d for d in data if d is not None]
+
+
+def list_mailboxes(m, ref: str = '""', pattern: str = '"*"', cmd: str = "LIST"
+                   ) -> dict[str, set[str]]:
+    """LIST/LSUB -> {name as sent on the wire: {lower-case attributes}}."""
+    if cmd == "LIST":
+        typ, data = m.list(ref, pattern)
+    else:
+        typ, data = m.lsub(ref, pattern)
+    assert typ == "OK", f"{cmd} {ref} {pattern} -> {typ} {data!r}"
+    out = {}
+    for d in flatten_imaplib(data):
+        if not d:
+            continue
+        v = parse(d)
+        attrs, name = v[0], v[2]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        out[name] = {str(a).lower() for a in attrs}
+    return out
+
+
+def appenduid(data) -> tuple[int, int]:
+    text = b" ".join(d for d in data if isinstance(d, bytes))
+    m = re.search(rb"\[APPENDUID (\d+) (\d+)\]", text, re.I)
+    assert m, f"no [APPENDUID] in APPEND reply {data!r}"
+    return int(m.group(1)), int(m.group(2))
+
+
+def uid_set(s: bytes | str) -> list[int]:
+    s = s.decode() if isinstance(s, bytes) else s
+    out = []
+    for part in s.split(","):
+        if ":" in part:
+            a, b = (int(x) for x in part.split(":"))
+            out += list(range(min(a, b), max(a, b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def copyuid(m, data) -> tuple[int, list[int], list[int]]:
+    """[COPYUID v src dst] from the tagged reply or an untagged OK (RFC 4315 §3, 6851 §4.3)."""
+    texts = [d for d in data if isinstance(d, bytes)]
+    for d in texts:
+        mm = re.search(rb"\[COPYUID (\d+) (\S+) ([^\]\s]+)\]", d, re.I)
+        if mm:
+            return int(mm.group(1)), uid_set(mm.group(2)), uid_set(mm.group(3))
+    for d in untagged(m, "COPYUID"):
+        parts = d.split()
+        return int(parts[0]), uid_set(parts[1]), uid_set(parts[2].rstrip(b"]"))
+    raise AssertionError(f"no [COPYUID] in reply {data!r}")
+
+
+def attempt(f, *args):
+    """Call an imaplib command; a BAD (which imaplib raises) comes back as ("BAD", [reason])."""
+    import imaplib
+
+    try:
+        return f(*args)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as e:
+        return "BAD", [str(e).encode()]
