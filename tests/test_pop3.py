@@ -154,7 +154,7 @@ def test_noop_and_errors(server, user):
     p.quit()
 
 
-def test_retr_does_not_mark_deleted_but_marks_seen_in_imap(server, user):
+def test_retr_does_not_delete(server, user):
     fill(server, user, 1)
     p = server.pop3(user)
     retr(p, 1)
