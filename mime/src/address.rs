@@ -11,7 +11,9 @@
 //! Display names are passed through as written (unquoted, RFC 2047
 //! encoded-words kept raw, like Dovecot and Cyrus do).
 
+use crate::header;
 use crate::imapstr::imap_nstring;
+use crate::text;
 
 /// Host used when an address has no `@domain` (a NIL host would read as
 /// group syntax); the same marker Dovecot uses.
@@ -288,6 +290,51 @@ pub(crate) fn parse(value: &[u8]) -> Vec<Item> {
     out
 }
 
+/// One mailbox of an address field, for SORT (RFC 5256 section 3 sorts
+/// FROM/TO/CC by the `addr-mailbox` of the first address; RFC 5957
+/// DISPLAYFROM/DISPLAYTO by the display name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Display name with RFC 2047 encoded-words decoded, if any.
+    pub name: Option<String>,
+    /// Local part (`addr-mailbox`), unquoted.
+    pub mailbox: String,
+    /// Domain (`addr-host`).
+    pub host: String,
+}
+
+/// The mailboxes of every top-level field called `field`
+/// (case-insensitive), in order, group members included and group
+/// markers left out. Addresses without a local part or domain carry the
+/// `MISSING_MAILBOX` / `MISSING_DOMAIN` markers used in ENVELOPE.
+///
+/// # Panics
+///
+/// Never, whatever the input.
+pub fn mailboxes(raw: &[u8], field: &str) -> Vec<Mailbox> {
+    let block = &raw[..header::header_len(raw)];
+    let mut out = Vec::new();
+    for f in header::fields(block, 0).iter().filter(|f| f.is(field)) {
+        for item in parse(f.value) {
+            if let Item::Mailbox {
+                name,
+                mailbox,
+                host,
+                ..
+            } = item
+            {
+                let name = name.map(|n| text::decode_2047(n.as_bytes()));
+                out.push(Mailbox {
+                    name,
+                    mailbox,
+                    host,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Renders a parsed list as `"(" 1*address ")"`, or `NIL` when empty.
 pub(crate) fn render(items: &[Item]) -> String {
     if items.is_empty() {
@@ -333,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn mailboxes() {
+    fn mailbox_lists() {
         assert_eq!(
             r("Terry Gray <gray@cac.washington.edu>"),
             r#"(("Terry Gray" NIL "gray" "cac.washington.edu"))"#
@@ -356,6 +403,25 @@ mod tests {
         assert_eq!(r(""), "NIL");
         assert_eq!(r(" , ,"), "NIL");
         assert_eq!(r("a) <b@c>"), r#"(("a)" NIL "b" "c"))"#);
+        assert_eq!(r("John (Jack) Doe <j@x>"), r#"(("John Doe" NIL "j" "x"))"#);
+    }
+
+    #[test]
+    fn sort_mailboxes() {
+        let raw = b"From: =?utf-8?q?J=C3=B6rg?= <JOERG@x.de>\r\nTo: g: a@b, \"C\" <c@d>;\r\n\r\n";
+        let from = mailboxes(raw, "from");
+        assert_eq!(from.len(), 1);
+        assert_eq!(from[0].name.as_deref(), Some("J\u{f6}rg"));
+        assert_eq!(
+            (from[0].mailbox.as_str(), from[0].host.as_str()),
+            ("JOERG", "x.de")
+        );
+        let to: Vec<_> = mailboxes(raw, "TO")
+            .into_iter()
+            .map(|m| m.mailbox)
+            .collect();
+        assert_eq!(to, ["a", "c"]);
+        assert!(mailboxes(raw, "cc").is_empty());
     }
 
     #[test]

@@ -14,7 +14,16 @@
 /// A `quoted` form is used when every octet is a 7-bit `TEXT-CHAR` (no NUL,
 /// CR, LF, no 8-bit); `"` and `\` are escaped. Anything else becomes a
 /// synchronizing literal `{n}\r\n...` where `n` counts UTF-8 octets.
+/// NUL octets cannot be sent in either form (`CHAR8 = %x01-ff`) and are
+/// dropped.
+///
+/// # Panics
+///
+/// Never, whatever the input.
 pub fn imap_string(s: &str) -> String {
+    if s.contains('\0') {
+        return imap_string(&s.replace('\0', ""));
+    }
     if s.bytes().all(is_text_char) {
         let mut out = String::with_capacity(s.len() + 2);
         out.push('"');
@@ -51,6 +60,10 @@ fn is_text_char(b: u8) -> bool {
 ///
 /// Both sides are folded with Unicode lower-casing; an empty needle matches
 /// everything.
+///
+/// # Panics
+///
+/// Never, whatever the input.
 pub fn contains_ci(haystack: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
@@ -77,7 +90,8 @@ mod tests {
         assert_eq!(imap_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(imap_string("a\r\nb"), "{4}\r\na\r\nb");
         assert_eq!(imap_string("caf\u{e9}"), "{5}\r\ncaf\u{e9}");
-        assert_eq!(imap_string("a\0b"), "{3}\r\na\0b");
+        assert_eq!(imap_string("a\0b"), "\"ab\"");
+        assert_eq!(imap_string("\0\r"), "{1}\r\n\r");
         assert_eq!(imap_nstring(None), "NIL");
         assert_eq!(imap_nstring(Some("x")), "\"x\"");
     }

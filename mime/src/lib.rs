@@ -6,7 +6,8 @@
 //!   length and the Date for SENTBEFORE/SENTON/SENTSINCE and SORT.
 //! - [`section`] extracts `BODY[section]` octets (RFC 3501 section 6.4.5).
 //! - [`header_values`], [`header_text`], [`body_text`] and [`contains_ci`]
-//!   back SEARCH (RFC 3501 section 6.4.4).
+//!   back SEARCH (RFC 3501 section 6.4.4); [`mailboxes`] backs SORT
+//!   (RFC 5256).
 //! - [`imap_string`] / [`imap_nstring`] serialize `string` / `nstring`
 //!   (RFC 3501 section 9).
 //!
@@ -32,6 +33,7 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
+pub use address::{mailboxes, Mailbox};
 pub use imapstr::{contains_ci, imap_nstring, imap_string};
 pub use section::{section, Section, SectionText};
 pub use text::{body_text, header_text, header_values};

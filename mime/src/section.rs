@@ -71,6 +71,10 @@ fn step(node: Node<'_>, n: u32) -> Option<Node<'_>> {
 /// `HEADER`, `HEADER.FIELDS[.NOT]` and `TEXT` after a part number apply to
 /// the message encapsulated in that message/rfc822 part (for any other part
 /// they are empty); `MIME` gives the part's own MIME header.
+///
+/// # Panics
+///
+/// Never, whatever the input.
 pub fn section<'a>(raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
     let root = tree::parse(raw);
     let mut node = Node::Message(&root);

@@ -14,6 +14,10 @@ use crate::tree::{self, Entity, Kind};
 /// Decoded (RFC 2047) values of every top-level header field called `name`
 /// (case-insensitive), in message order. Used for SEARCH HEADER, FROM, TO,
 /// CC, BCC, SUBJECT and for SORT.
+///
+/// # Panics
+///
+/// Never, whatever the input.
 pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
     let block = &raw[..header::header_len(raw)];
     header::fields(block, 0)
@@ -25,6 +29,10 @@ pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
 
 /// All top-level header fields as `Name: decoded value` lines (for SEARCH
 /// TEXT, which matches "the header or body of the message").
+///
+/// # Panics
+///
+/// Never, whatever the input.
 pub fn header_text(raw: &[u8]) -> String {
     let block = &raw[..header::header_len(raw)];
     let mut out = String::new();
@@ -40,6 +48,10 @@ pub fn header_text(raw: &[u8]) -> String {
 /// The text of every text/* part (including those inside encapsulated
 /// messages), transfer-decoded and converted to UTF-8, joined by newlines.
 /// Other parts are skipped. Used for SEARCH BODY and TEXT.
+///
+/// # Panics
+///
+/// Never, whatever the input.
 pub fn body_text(raw: &[u8]) -> String {
     let root = tree::parse(raw);
     let mut out = String::new();

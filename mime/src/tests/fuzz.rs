@@ -58,6 +58,14 @@ const SNIPPETS: &[&[u8]] = &[
     b"\t",
 ];
 
+/// `MIME_FUZZ_ITERS` overrides the default for longer local runs.
+fn iterations(default: usize) -> usize {
+    std::env::var("MIME_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut m = seed.to_vec();
     for _ in 0..=rng.below(6) {
@@ -157,7 +165,7 @@ fn mutated_inputs_never_panic() {
         Vec::new(),
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for i in 0..600 {
+    for i in 0..iterations(600) {
         let seed = &seeds[i % seeds.len()];
         let raw = mutate(&mut rng, seed);
         exercise(&mut rng, &raw);
@@ -194,4 +202,86 @@ fn deep_nesting_is_bounded() {
         .copied()
         .collect();
     assert_well_formed(&analyze(&many).body);
+}
+
+/// The mail-parser decoders (charsets, RFC 2047, dates) on random input.
+#[test]
+fn decoders_never_panic() {
+    const CHARSETS: &[&str] = &[
+        "utf-7",
+        "utf-16",
+        "utf-16le",
+        "utf-16be",
+        "iso-2022-jp",
+        "shift_jis",
+        "euc-jp",
+        "big5",
+        "gb18030",
+        "gbk",
+        "euc-kr",
+        "koi8-r",
+        "iso-8859-1",
+        "windows-1252",
+        "x-unknown",
+        "",
+    ];
+    const DATES: &[&str] = &[
+        "Mon, 7 Feb 1994 21:52:25 -0800",
+        "7 Feb 94 21:52 PST",
+        "Thu, 31 Dec 9999 23:59:60 +9999",
+        "Sat, 0 Foo 0 99:99:99 -",
+        "1 Jan 1970 00:00:00 GMT",
+    ];
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for _ in 0..iterations(300) {
+        let cs = CHARSETS[rng.below(CHARSETS.len())];
+        let payload: Vec<u8> = (0..rng.below(24)).map(|_| rng.next() as u8).collect();
+        crate::text::decode_charset(&payload, cs);
+        let mut subject =
+            format!("Subject: =?{cs}?{}?", ["q", "b", "Q", "x"][rng.below(4)]).into_bytes();
+        subject.extend(payload.iter().filter(|&&b| b != b'\n'));
+        subject.extend_from_slice(b"?= tail\r\n");
+        let mut date = DATES[rng.below(DATES.len())].as_bytes().to_vec();
+        let at = rng.below(date.len() + 1);
+        date.truncate(at + rng.below(8));
+        if rng.below(2) == 0 && at < date.len() {
+            date[at] = rng.next() as u8;
+        }
+        let mut raw = subject;
+        raw.extend_from_slice(b"Date: ");
+        raw.extend_from_slice(&date);
+        raw.extend_from_slice(b"\r\nContent-Type: text/plain; charset=");
+        raw.extend_from_slice(cs.as_bytes());
+        raw.extend_from_slice(b"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+        raw.extend(
+            payload
+                .iter()
+                .map(|b| b"AZaz09+/=\r\n!"[usize::from(*b) % 12]),
+        );
+        let a = analyze(&raw);
+        assert_well_formed(&a.envelope);
+        header_values(&raw, "subject");
+        header_text(&raw);
+        body_text(&raw);
+    }
+}
+
+/// A large attachment is analysed in linear time (run with --nocapture to
+/// see the timing).
+#[test]
+fn large_message_is_fast() {
+    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\r\n";
+    let mut raw = crlf(
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\n",
+    );
+    raw.extend(line.repeat(300_000).bytes());
+    raw.extend_from_slice(b"--b--\r\n");
+    let start = std::time::Instant::now();
+    let a = analyze(&raw);
+    let text = body_text(&raw);
+    let spent = start.elapsed();
+    println!("{} MB in {spent:?}", raw.len() >> 20);
+    assert!(a.body.contains("\"BASE64\" 19799998 300000)"), "{}", a.body);
+    assert_eq!(text.len(), 14_400_000);
+    assert!(text.starts_with("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvABCDEF"));
 }

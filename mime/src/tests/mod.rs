@@ -1,5 +1,6 @@
 //! Known-answer tests for the public API.
 
+mod e2e;
 mod fuzz;
 mod sections;
 mod structure;
