@@ -60,6 +60,13 @@ pub struct Analysis {
 
 /// Analyses a raw RFC 5322 message.
 ///
+/// ```
+/// let a = mailscale_mime::analyze(b"Subject: hi\r\nFrom: Ann <ann@example.org>\r\n\r\nHello\r\n");
+/// assert_eq!(a.body, r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 7 1)"#);
+/// assert!(a.envelope.starts_with(r#"(NIL "hi" (("Ann" NIL "ann" "example.org"))"#));
+/// assert_eq!(a.header_len, 44);
+/// ```
+///
 /// # Panics
 ///
 /// Never, whatever the bytes (empty input, NULs, 8-bit, broken MIME).

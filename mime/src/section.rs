@@ -72,6 +72,14 @@ fn step(node: Node<'_>, n: u32) -> Option<Node<'_>> {
 /// the message encapsulated in that message/rfc822 part (for any other part
 /// they are empty); `MIME` gives the part's own MIME header.
 ///
+/// ```
+/// use mailscale_mime::{section, Section, SectionText};
+/// let raw = b"Subject: s\r\nFrom: a@b\r\n\r\nbody\r\n";
+/// let fields = SectionText::HeaderFields(vec!["FROM".into()]);
+/// assert_eq!(&*section(raw, &Section { part: vec![], text: fields }), b"From: a@b\r\n\r\n");
+/// assert_eq!(&*section(raw, &Section { part: vec![1], text: SectionText::Full }), b"body\r\n");
+/// ```
+///
 /// # Panics
 ///
 /// Never, whatever the input.

@@ -105,7 +105,14 @@ fn parse_entity(
         .and_then(content_type)
         .unwrap_or_else(|| ContentType::default_for(in_digest));
     let mut kind = Kind::Leaf;
-    if depth < MAX_DEPTH {
+    let container = ct.ty.eq_ignore_ascii_case("multipart") || ct.is("message", "rfc822");
+    if depth >= MAX_DEPTH && container {
+        // Too deep to look inside: announce it as opaque data, since a
+        // MULTIPART or MESSAGE/RFC822 leaf would break BODYSTRUCTURE
+        // syntax (both have their own shapes in RFC 3501 section 9).
+        ct.ty = "application".into();
+        ct.subtype = "octet-stream".into();
+    } else if depth < MAX_DEPTH {
         if ct.ty.eq_ignore_ascii_case("multipart") {
             match ct.param("boundary").filter(|b| !b.is_empty()) {
                 Some(boundary) => {

@@ -187,6 +187,13 @@ fn deep_nesting_is_bounded() {
     }
     let a = analyze(&deep_msg);
     assert_well_formed(&a.bodystructure);
+    assert_eq!(
+        a.bodystructure.matches(r#"("MESSAGE" "RFC822""#).count(),
+        64
+    );
+    assert!(a
+        .bodystructure
+        .contains(r#"("APPLICATION" "OCTET-STREAM" NIL"#));
     let mut deep_mp = Vec::new();
     for i in 0..2000 {
         deep_mp.extend_from_slice(
@@ -195,6 +202,9 @@ fn deep_nesting_is_bounded() {
     }
     let a = analyze(&deep_mp);
     assert_well_formed(&a.bodystructure);
+    assert!(a
+        .body
+        .contains(r#"("APPLICATION" "OCTET-STREAM" ("BOUNDARY" "b64") NIL NIL "7BIT" "#));
     body_text(&deep_mp);
     let many: Vec<u8> = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
         .iter()
