@@ -1,11 +1,277 @@
-//! Placeholder while the imap module is written.
+//! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, NAMESPACE, ID, ENABLE, UNSELECT, LITERAL+,
+//! SASL-IR, SPECIAL-USE and CHILDREN. Commands are framed by imap-codec's `Fragmentizer` (which
+//! caps message size) and parsed by its `CommandCodec`; this file is the connection shell:
+//! literals, STARTTLS, AUTHENTICATE continuation, IDLE and timeouts.
+
+mod fetch;
+mod list;
+pub mod resp;
+mod search;
+mod selected;
+mod session;
+pub mod utf7;
+
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub async fn serve(
-    _ctx: Arc<crate::server::Ctx>,
-    _conn: crate::net::Conn,
-    _peer: SocketAddr,
-) -> anyhow::Result<()> {
-    anyhow::bail!("imap is not built yet")
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::imap_types::auth::AuthenticateData;
+use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
+
+use crate::net::Conn;
+use crate::server::Ctx;
+use session::{Next, Session, State};
+
+/// Outcome of waiting for the next complete client message.
+enum Input {
+    Message,
+    Closed,
+    TimedOut,
+}
+
+struct Framer {
+    frag: Fragmentizer,
+    max_literal: u64,
+}
+
+impl Framer {
+    fn new(ctx: &Ctx) -> Self {
+        let lim = &ctx.cfg.limits;
+        let max_msg = (lim.max_literal_bytes + lim.max_line_bytes).min(u32::MAX as usize) as u32;
+        Framer {
+            frag: Fragmentizer::new(max_msg),
+            max_literal: lim.max_literal_bytes as u64,
+        }
+    }
+
+    /// Reads until one whole message (command line + literals) is framed, answering `+` to
+    /// synchronizing literals and refusing oversized ones before their bytes are sent.
+    async fn next(&mut self, conn: &mut Conn) -> io::Result<Input> {
+        loop {
+            match self.frag.progress() {
+                None => {
+                    if conn.buffered().is_empty() {
+                        let timeout = conn.read_timeout;
+                        match conn.fill(timeout).await {
+                            Ok(0) => return Ok(Input::Closed),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                                return Ok(Input::TimedOut)
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    let bytes = conn.take_buffered();
+                    self.frag.enqueue_bytes(&bytes);
+                }
+                Some(FragmentInfo::Line {
+                    announcement: Some(LiteralAnnouncement { mode, length }),
+                    ..
+                }) => {
+                    if u64::from(length) > self.max_literal {
+                        let tag = self.frag.decode_tag().map(|t| t.inner().to_string());
+                        match (mode, tag) {
+                            (LiteralMode::Sync, Some(tag)) => {
+                                conn.send(
+                                    format!(
+                                        "{tag} NO [TOOBIG] Literal of {length} octets exceeds the limit of {} octets\r\n",
+                                        self.max_literal
+                                    )
+                                    .as_bytes(),
+                                )
+                                .await?;
+                                self.frag.skip_message();
+                            }
+                            // A non-synchronizing literal is on its way anyway: read and drop it.
+                            _ => self.frag.poison_message(),
+                        }
+                    } else if mode == LiteralMode::Sync && !self.frag.is_message_poisoned() {
+                        conn.send(b"+ Ready for literal data\r\n").await?;
+                    }
+                }
+                Some(_) => {
+                    if self.frag.is_message_complete() {
+                        return Ok(Input::Message);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tag of the current (undecodable) message, for the BAD answer.
+    fn tag(&self) -> String {
+        self.frag
+            .decode_tag()
+            .map(|t| t.inner().to_string())
+            .unwrap_or_else(|| "*".into())
+    }
+}
+
+/// Serves one IMAP connection until LOGOUT, timeout or disconnect.
+///
+/// # Errors
+/// Socket errors (the connection is over).
+pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::Result<()> {
+    let mut session = Session::new(ctx.clone(), conn.is_tls());
+    let mut framer = Framer::new(&ctx);
+    conn.send(
+        format!(
+            "* OK [CAPABILITY {}] mailstored ready\r\n",
+            session.capabilities()
+        )
+        .as_bytes(),
+    )
+    .await?;
+    loop {
+        match framer.next(&mut conn).await? {
+            Input::Closed => return Ok(()),
+            Input::TimedOut => {
+                conn.send(b"* BYE Autologout; idle for too long\r\n")
+                    .await
+                    .ok();
+                tracing::info!("autologout after idle timeout");
+                return Ok(());
+            }
+            Input::Message => {}
+        }
+        let cmd = match framer.frag.decode_message(&CommandCodec::default()) {
+            Ok(cmd) => cmd.into_static(),
+            Err(e) => {
+                let tag = framer.tag();
+                let why = describe(&format!("{e:?}"));
+                tracing::debug!(error = why, "unparsable command");
+                conn.send(format!("{tag} BAD Syntax error in command: {why}\r\n").as_bytes())
+                    .await?;
+                continue;
+            }
+        };
+        let next = session.handle(cmd, &mut conn).await?;
+        match next {
+            Next::Continue => {}
+            Next::Logout => {
+                conn.shutdown().await;
+                return Ok(());
+            }
+            Next::StartTls => {
+                conn.flush().await?;
+                let acceptor = ctx
+                    .tls
+                    .clone()
+                    .expect("STARTTLS only accepted with TLS configured");
+                conn.starttls(&acceptor).await?;
+                session.tls = true;
+                framer = Framer::new(&ctx);
+            }
+            Next::AuthPlain(tag) => {
+                conn.send(b"+ \r\n").await?;
+                match framer.next(&mut conn).await? {
+                    Input::Message => {}
+                    _ => return Ok(()),
+                }
+                let reply = match framer
+                    .frag
+                    .decode_message(&AuthenticateDataCodec::default())
+                {
+                    Ok(AuthenticateData::Continue(data)) => {
+                        let data = data.declassify().to_vec();
+                        match session.auth_plain(&data, &mut conn).await {
+                            Ok(text) => format!("{tag} OK {text}\r\n"),
+                            Err(r) => format!("{tag} {} {}\r\n", r.kind, r.text),
+                        }
+                    }
+                    Ok(AuthenticateData::Cancel) => {
+                        format!("{tag} BAD Authentication cancelled\r\n")
+                    }
+                    Err(_) => format!("{tag} BAD Invalid base64 in AUTHENTICATE response\r\n"),
+                };
+                conn.queue(reply.as_bytes());
+            }
+            Next::Idle(tag) => {
+                idle(&mut session, &mut framer, &mut conn, &tag).await?;
+            }
+        }
+        conn.flush().await?;
+    }
+}
+
+/// IDLE (RFC 2177): pushes EXISTS/EXPUNGE/FETCH as other sessions and deliveries change the
+/// mailbox, until the client sends DONE.
+async fn idle(
+    session: &mut Session,
+    framer: &mut Framer,
+    conn: &mut Conn,
+    tag: &str,
+) -> io::Result<()> {
+    let Some(user) = session.user().cloned() else {
+        conn.queue(format!("{tag} BAD IDLE needs authentication first\r\n").as_bytes());
+        return Ok(());
+    };
+    let mut changes = user.subscribe_changes();
+    changes.mark_unchanged();
+    conn.send(b"+ idling\r\n").await?;
+    let deadline = tokio::time::Instant::now() + conn.read_timeout;
+    loop {
+        if let State::Selected { user, view } = &mut session.state {
+            if let Err(e) = view.refresh(user, true, conn) {
+                tracing::error!(error = %e, "IDLE refresh failed");
+            }
+            conn.flush().await?;
+        }
+        // A complete DONE line may already be buffered.
+        if conn.buffered().contains(&b'\n') {
+            break;
+        }
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    break;
+                }
+            }
+            r = conn.fill(std::time::Duration::from_secs(3600)) => {
+                match r {
+                    Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client left during IDLE")),
+                    Ok(_) => {
+                        if conn.buffered().contains(&b'\n') {
+                            break;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                conn.send(b"* BYE Autologout; idle for too long\r\n").await.ok();
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "IDLE timeout"));
+            }
+        }
+    }
+    match framer.next(conn).await? {
+        Input::Message => {}
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client left during IDLE",
+            ))
+        }
+    }
+    match framer.frag.decode_message(&IdleDoneCodec::default()) {
+        Ok(_) => conn.queue(format!("{tag} OK IDLE terminated\r\n").as_bytes()),
+        Err(_) => conn.queue(format!("{tag} BAD Expected DONE to end IDLE\r\n").as_bytes()),
+    }
+    Ok(())
+}
+
+/// A short reason from a decoder error's debug text (no input bytes are echoed back).
+fn describe(debug: &str) -> &'static str {
+    if debug.contains("MessageTooLong") {
+        "command too long"
+    } else if debug.contains("Poisoned") {
+        "literal too large or malformed framing"
+    } else if debug.contains("LiteralFound") {
+        "unexpected literal"
+    } else {
+        "unknown command or invalid arguments"
+    }
 }

@@ -1,0 +1,411 @@
+//! The selected state: a session's view of one mailbox (sequence numbers ↔ UIDs), its updates
+//! from other sessions (EXISTS/EXPUNGE/FETCH, RFC 3501 7.4.1 and 5.2), and the commands that
+//! work on messages: STORE, COPY, MOVE (RFC 6851), EXPUNGE, UID EXPUNGE (RFC 4315), CLOSE,
+//! UNSELECT (RFC 3691). FETCH and SEARCH live in their own files.
+
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::flag::{StoreResponse, StoreType};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use mailstore::{flag, Flags, MailboxName, StoreMode, UserStore};
+
+use super::resp;
+use super::session::{mailbox_name, to_flags, CmdResult, Refusal};
+use crate::net::Conn;
+
+/// A session's view of the selected mailbox.
+pub struct View {
+    pub id: u32,
+    pub name: MailboxName,
+    pub read_only: bool,
+    /// (UID, MODSEQ last reported to this session), in UID order; index + 1 = sequence number.
+    pub msgs: Vec<(u32, u64)>,
+    /// Messages with `uid >= recent_from` are `\Recent` for this session.
+    pub recent_from: u32,
+    pub highestmodseq: u64,
+}
+
+impl View {
+    /// SELECT / EXAMINE (RFC 3501 6.3.1/6.3.2): builds the view and queues the untagged data.
+    ///
+    /// # Errors
+    /// A refusal when the mailbox doesn't exist or is `\Noselect`.
+    pub fn open(
+        user: &UserStore,
+        name: MailboxName,
+        read_only: bool,
+        conn: &mut Conn,
+    ) -> Result<View, Refusal> {
+        let m = crate::blocking(|| user.mailbox(&name))?
+            .filter(|m| !m.noselect)
+            .ok_or_else(|| Refusal::no(format!("[NONEXISTENT] Mailbox does not exist: {name}")))?;
+        let recent_from = if read_only {
+            m.recent_uid
+        } else {
+            crate::blocking(|| user.claim_recent(m.id))?
+        };
+        let records = crate::blocking(|| user.messages(m.id))?;
+        let msgs: Vec<(u32, u64)> = records.iter().map(|(uid, r)| (*uid, r.modseq)).collect();
+        let recent = msgs.iter().filter(|(uid, _)| *uid >= recent_from).count();
+        let keywords = m.keywords.join(" ");
+        let sp = if keywords.is_empty() { "" } else { " " };
+        conn.queue(
+            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{sp}{keywords})\r\n")
+                .as_bytes(),
+        );
+        if read_only {
+            conn.queue(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            conn.queue(
+                format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{sp}{keywords} \\*)] Flags permitted\r\n")
+                    .as_bytes(),
+            );
+        }
+        conn.queue(format!("* {} EXISTS\r\n* {recent} RECENT\r\n", msgs.len()).as_bytes());
+        if let Some(pos) = records.iter().position(|(_, r)| !r.flags.has(flag::SEEN)) {
+            conn.queue(format!("* OK [UNSEEN {}] First unseen\r\n", pos + 1).as_bytes());
+        }
+        conn.queue(
+            format!(
+                "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
+                m.uidvalidity, m.uidnext
+            )
+            .as_bytes(),
+        );
+        Ok(View {
+            id: m.id,
+            name,
+            read_only,
+            msgs,
+            recent_from,
+            highestmodseq: m.highestmodseq,
+        })
+    }
+
+    pub fn seq_of(&self, uid: u32) -> Option<usize> {
+        self.msgs.binary_search_by_key(&uid, |(u, _)| *u).ok()
+    }
+
+    pub fn is_recent(&self, uid: u32) -> bool {
+        uid >= self.recent_from
+    }
+
+    /// Brings the view up to date and queues what changed: EXPUNGE (only when `allow_expunge`;
+    /// RFC 3501 7.4.1 forbids it during FETCH, STORE and SEARCH), FETCH FLAGS for flag changes,
+    /// EXISTS/RECENT for new messages.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn refresh(
+        &mut self,
+        user: &UserStore,
+        allow_expunge: bool,
+        conn: &mut Conn,
+    ) -> Result<(), mailstore::Error> {
+        let Some(m) = crate::blocking(|| user.mailbox_by_id(self.id))? else {
+            if allow_expunge && !self.msgs.is_empty() {
+                for seq in (1..=self.msgs.len()).rev() {
+                    conn.queue(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
+                self.msgs.clear();
+            }
+            return Ok(());
+        };
+        if m.highestmodseq == self.highestmodseq {
+            return Ok(());
+        }
+        let records = crate::blocking(|| user.messages(self.id))?;
+        let mut deferred = false;
+        let present = |uid: u32| records.binary_search_by_key(&uid, |(u, _)| *u).ok();
+        if allow_expunge {
+            for i in (0..self.msgs.len()).rev() {
+                if present(self.msgs[i].0).is_none() {
+                    conn.queue(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                    self.msgs.remove(i);
+                }
+            }
+        }
+        for (i, (uid, seen)) in self.msgs.iter_mut().enumerate() {
+            match present(*uid) {
+                Some(j) if records[j].1.modseq > *seen => {
+                    let r = &records[j].1;
+                    *seen = r.modseq;
+                    let fl = resp::flag_list(&r.flags, *uid >= self.recent_from);
+                    conn.queue(format!("* {} FETCH (UID {uid} FLAGS {fl})\r\n", i + 1).as_bytes());
+                }
+                Some(_) => {}
+                None => deferred = true,
+            }
+        }
+        let last = self.msgs.last().map_or(0, |(u, _)| *u);
+        let new: Vec<(u32, u64)> = records
+            .iter()
+            .filter(|(uid, _)| *uid > last)
+            .map(|(uid, r)| (*uid, r.modseq))
+            .collect();
+        if !new.is_empty() {
+            self.msgs.extend(new);
+            if !self.read_only {
+                crate::blocking(|| user.claim_recent(self.id))?;
+            }
+            let recent = self
+                .msgs
+                .iter()
+                .filter(|(uid, _)| *uid >= self.recent_from)
+                .count();
+            conn.queue(format!("* {} EXISTS\r\n* {recent} RECENT\r\n", self.msgs.len()).as_bytes());
+        }
+        if !deferred {
+            self.highestmodseq = m.highestmodseq;
+        }
+        Ok(())
+    }
+
+    /// Indices into `msgs` named by a sequence set (message numbers or UIDs), sorted, unique.
+    ///
+    /// # Errors
+    /// BAD for a message number beyond EXISTS (RFC 3501 6.4.8 ignores missing UIDs instead).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Refusal> {
+        let n = self.msgs.len();
+        let mut out = Vec::new();
+        if uid {
+            let max_uid = self.msgs.last().map_or(0, |(u, _)| *u);
+            let val = |s: &SeqOrUid| match s {
+                SeqOrUid::Value(v) => v.get(),
+                SeqOrUid::Asterisk => max_uid,
+            };
+            for seq in set.0.as_ref() {
+                let (lo, hi) = match seq {
+                    Sequence::Single(s) => (val(s), val(s)),
+                    Sequence::Range(a, b) => (val(a).min(val(b)), val(a).max(val(b))),
+                };
+                let start = self.msgs.partition_point(|(u, _)| *u < lo);
+                let end = self.msgs.partition_point(|(u, _)| *u <= hi);
+                out.extend(start..end);
+            }
+        } else {
+            let val = |s: &SeqOrUid| -> Result<usize, Refusal> {
+                match s {
+                    SeqOrUid::Value(v) if (v.get() as usize) <= n => Ok(v.get() as usize),
+                    SeqOrUid::Value(v) => Err(Refusal::bad(format!(
+                        "Invalid message sequence number {v} (mailbox has {n} messages)"
+                    ))),
+                    SeqOrUid::Asterisk if n > 0 => Ok(n),
+                    SeqOrUid::Asterisk => {
+                        Err(Refusal::bad("No messages: * does not name any message"))
+                    }
+                }
+            };
+            for seq in set.0.as_ref() {
+                let (lo, hi) = match seq {
+                    Sequence::Single(s) => (val(s)?, val(s)?),
+                    Sequence::Range(a, b) => {
+                        let (a, b) = (val(a)?, val(b)?);
+                        (a.min(b), a.max(b))
+                    }
+                };
+                out.extend(lo - 1..hi);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    pub fn uids(&self, idx: &[usize]) -> Vec<u32> {
+        idx.iter().map(|&i| self.msgs[i].0).collect()
+    }
+
+    fn writable(&self) -> Result<(), Refusal> {
+        if self.read_only {
+            Err(Refusal::no(
+                "[READ-ONLY] Mailbox is open read-only (EXAMINE)",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn destination(m: &imap_codec::imap_types::mailbox::Mailbox<'_>) -> Result<MailboxName, Refusal> {
+    mailbox_name(m)
+}
+
+fn trycreate(e: mailstore::Error) -> Refusal {
+    match e {
+        mailstore::Error::NoSuchMailbox(m) => {
+            Refusal::no(format!("[TRYCREATE] Mailbox does not exist: {m}"))
+        }
+        e => e.into(),
+    }
+}
+
+/// Runs a selected-state command and refreshes the view as RFC 3501 allows.
+pub async fn command(
+    user: &UserStore,
+    view: &mut View,
+    body: CommandBody<'static>,
+    conn: &mut Conn,
+) -> CmdResult {
+    match body {
+        CommandBody::Close => {
+            if !view.read_only {
+                crate::blocking(|| user.expunge(view.id, None))?;
+            }
+            Ok("CLOSE completed".into())
+        }
+        CommandBody::Unselect => Ok("UNSELECT completed".into()),
+        CommandBody::Expunge => {
+            view.writable()?;
+            crate::blocking(|| user.expunge(view.id, None))?;
+            Ok("EXPUNGE completed".to_string())
+        }
+        CommandBody::ExpungeUid { sequence_set } => {
+            view.writable()?;
+            let uids = view.uids(&view.resolve(&sequence_set, true)?);
+            crate::blocking(|| user.expunge(view.id, Some(&uids)))?;
+            Ok("UID EXPUNGE completed".to_string())
+        }
+        CommandBody::Fetch {
+            sequence_set,
+            macro_or_item_names,
+            uid,
+            ..
+        } => {
+            let r = super::fetch::fetch(user, view, &sequence_set, macro_or_item_names, uid, conn)
+                .await;
+            r.map(|_| format!("{}FETCH completed", if uid { "UID " } else { "" }))
+        }
+        CommandBody::Search {
+            charset,
+            criteria,
+            uid,
+        } => {
+            let r =
+                super::search::search(user, view, charset.as_ref(), criteria.as_ref(), uid, conn);
+            r.map(|_| format!("{}SEARCH completed", if uid { "UID " } else { "" }))
+        }
+        CommandBody::Store {
+            sequence_set,
+            kind,
+            response,
+            flags,
+            uid,
+            ..
+        } => {
+            let r = store(user, view, &sequence_set, kind, response, &flags, uid, conn);
+            r.map(|_| format!("{}STORE completed", if uid { "UID " } else { "" }))
+        }
+        CommandBody::Copy {
+            sequence_set,
+            mailbox,
+            uid,
+        } => {
+            let idx = view.resolve(&sequence_set, uid)?;
+            let dst = destination(&mailbox)?;
+            let c = crate::blocking(|| user.copy(view.id, &view.uids(&idx), &dst))
+                .map_err(trycreate)?;
+            let text = if c.src.is_empty() {
+                "COPY completed (no messages)".to_string()
+            } else {
+                format!(
+                    "[COPYUID {} {} {}] COPY completed",
+                    c.uidvalidity,
+                    resp::seq_set(&c.src),
+                    resp::seq_set(&c.dst)
+                )
+            };
+            Ok(text)
+        }
+        CommandBody::Move {
+            sequence_set,
+            mailbox,
+            uid,
+        } => {
+            view.writable()?;
+            let idx = view.resolve(&sequence_set, uid)?;
+            let dst = destination(&mailbox)?;
+            let c = crate::blocking(|| user.move_messages(view.id, &view.uids(&idx), &dst))
+                .map_err(trycreate)?;
+            if !c.src.is_empty() {
+                conn.queue(
+                    format!(
+                        "* OK [COPYUID {} {} {}] Moved\r\n",
+                        c.uidvalidity,
+                        resp::seq_set(&c.src),
+                        resp::seq_set(&c.dst)
+                    )
+                    .as_bytes(),
+                );
+            }
+            Ok("MOVE completed".to_string())
+        }
+        other => Err(Refusal::bad(format!(
+            "{} is not valid in the selected state",
+            other.name()
+        ))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn store(
+    user: &UserStore,
+    view: &mut View,
+    set: &SequenceSet,
+    kind: StoreType,
+    response: StoreResponse,
+    flags: &[imap_codec::imap_types::flag::Flag<'_>],
+    uid: bool,
+    conn: &mut Conn,
+) -> Result<(), Refusal> {
+    view.writable()?;
+    let idx = view.resolve(set, uid)?;
+    let f: Flags = to_flags(flags)?;
+    let mode = match kind {
+        StoreType::Replace => StoreMode::Replace,
+        StoreType::Add => StoreMode::Add,
+        StoreType::Remove => StoreMode::Remove,
+    };
+    let uids = view.uids(&idx);
+    let stored = crate::blocking(|| user.store_flags(view.id, &uids, mode, &f, None))?;
+    for (u, rec) in &stored.changed {
+        if let Some(i) = view.seq_of(*u) {
+            view.msgs[i].1 = rec.modseq;
+            if response == StoreResponse::Answer || uid {
+                let fl = resp::flag_list(&rec.flags, view.is_recent(*u));
+                let uid_part = if uid {
+                    format!("UID {u} ")
+                } else {
+                    String::new()
+                };
+                if response == StoreResponse::Answer {
+                    conn.queue(format!("* {} FETCH ({uid_part}FLAGS {fl})\r\n", i + 1).as_bytes());
+                }
+            }
+        }
+    }
+    if response == StoreResponse::Answer {
+        // Unchanged messages still get their current flags (RFC 3501 6.4.6).
+        let changed: std::collections::HashSet<u32> =
+            stored.changed.iter().map(|(u, _)| *u).collect();
+        let rest: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| !changed.contains(u))
+            .collect();
+        if !rest.is_empty() {
+            let recs = crate::blocking(|| user.fetch(view.id, &rest, false))?;
+            for (u, (rec, _)) in rest.iter().zip(recs) {
+                if let (Some(rec), Some(i)) = (rec, view.seq_of(*u)) {
+                    let fl = resp::flag_list(&rec.flags, view.is_recent(*u));
+                    let uid_part = if uid {
+                        format!("UID {u} ")
+                    } else {
+                        String::new()
+                    };
+                    conn.queue(format!("* {} FETCH ({uid_part}FLAGS {fl})\r\n", i + 1).as_bytes());
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,521 @@
+//! IMAP session state (RFC 3501 3) and the commands of the not-authenticated and authenticated
+//! states. Selected-state commands are in `selected.rs`, FETCH in `fetch.rs`, SEARCH in
+//! `search.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::status::StatusDataItemName;
+use mailstore::{flag, Flags, MailboxName, UserStore};
+
+use super::resp;
+use super::selected::View;
+use crate::auth::Secret;
+use crate::net::Conn;
+use crate::server::Ctx;
+
+/// What the connection loop does after a command.
+pub enum Next {
+    Continue,
+    Logout,
+    StartTls,
+    /// IDLE accepted: wait for DONE while pushing updates.
+    Idle(String),
+    /// AUTHENTICATE PLAIN without initial response: ask for it with `+ `.
+    AuthPlain(String),
+}
+
+/// RFC 3501 3: the connection's state, carrying what each state needs.
+pub enum State {
+    NotAuthenticated,
+    Authenticated { user: Arc<UserStore> },
+    Selected { user: Arc<UserStore>, view: View },
+}
+
+/// A tagged result: `NO`/`BAD` with response code and text.
+pub struct Refusal {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+impl Refusal {
+    pub fn no(text: impl Into<String>) -> Self {
+        Refusal {
+            kind: "NO",
+            text: text.into(),
+        }
+    }
+    pub fn bad(text: impl Into<String>) -> Self {
+        Refusal {
+            kind: "BAD",
+            text: text.into(),
+        }
+    }
+}
+
+impl From<mailstore::Error> for Refusal {
+    fn from(e: mailstore::Error) -> Self {
+        use mailstore::Error as E;
+        match e {
+            E::NoSuchMailbox(m) => {
+                Refusal::no(format!("[NONEXISTENT] Mailbox does not exist: {m}"))
+            }
+            E::MailboxExists(m) => {
+                Refusal::no(format!("[ALREADYEXISTS] Mailbox already exists: {m}"))
+            }
+            E::InvalidMailboxName(why) => {
+                Refusal::no(format!("[CANNOT] Invalid mailbox name: {why}"))
+            }
+            E::NotAllowed(why) => Refusal::no(format!("[CANNOT] {why}")),
+            E::InvalidUsername => Refusal::no("[CANNOT] Invalid user name"),
+            other => {
+                tracing::error!(error = %other, "store error");
+                Refusal::no("[SERVERBUG] Internal error, the failure has been logged")
+            }
+        }
+    }
+}
+
+pub type CmdResult = Result<String, Refusal>;
+
+const CAPS_COMMON: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CHILDREN";
+
+pub struct Session {
+    pub ctx: Arc<Ctx>,
+    pub state: State,
+    pub tls: bool,
+    failures: u32,
+}
+
+/// Bytes of an astring as UTF-8 (lossy: user input ends up in a message, never trusted).
+pub fn astr(a: &AString<'_>) -> String {
+    String::from_utf8_lossy(a.as_ref()).into_owned()
+}
+
+/// A mailbox argument, decoded from modified UTF-7 and validated.
+pub fn mailbox_name(m: &Mailbox<'_>) -> Result<MailboxName, Refusal> {
+    let raw: &[u8] = match m {
+        Mailbox::Inbox => b"INBOX",
+        Mailbox::Other(o) => o.as_ref(),
+    };
+    let decoded = super::utf7::decode(raw).map_err(|e| Refusal::no(format!("[CANNOT] {e}")))?;
+    MailboxName::new(&decoded).map_err(Refusal::from)
+}
+
+/// Flags of STORE/APPEND; `\Recent` and `\*` are refused.
+pub fn to_flags(list: &[Flag<'_>]) -> Result<Flags, Refusal> {
+    let mut f = Flags::default();
+    for fl in list {
+        match fl {
+            Flag::Seen => f.system |= flag::SEEN,
+            Flag::Answered => f.system |= flag::ANSWERED,
+            Flag::Flagged => f.system |= flag::FLAGGED,
+            Flag::Deleted => f.system |= flag::DELETED,
+            Flag::Draft => f.system |= flag::DRAFT,
+            Flag::Keyword(k) => {
+                if !f.has_keyword(k.as_ref()) {
+                    f.keywords.push(k.as_ref().to_string())
+                }
+            }
+            Flag::Extension(e) => {
+                return Err(Refusal::bad(format!("Unknown system flag {e:?}: only \\Seen \\Answered \\Flagged \\Deleted \\Draft and keywords can be set")))
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn command_name(body: &CommandBody<'_>) -> &'static str {
+    body.name()
+}
+
+impl Session {
+    pub fn new(ctx: Arc<Ctx>, tls: bool) -> Self {
+        Session {
+            ctx,
+            state: State::NotAuthenticated,
+            tls,
+            failures: 0,
+        }
+    }
+
+    pub fn capabilities(&self) -> String {
+        let mut caps = CAPS_COMMON.to_string();
+        if matches!(self.state, State::NotAuthenticated) {
+            if !self.tls && self.ctx.tls.is_some() {
+                caps.push_str(" STARTTLS");
+            }
+            caps.push_str(" AUTH=PLAIN");
+        }
+        caps
+    }
+
+    pub fn user(&self) -> Option<&Arc<UserStore>> {
+        match &self.state {
+            State::NotAuthenticated => None,
+            State::Authenticated { user } | State::Selected { user, .. } => Some(user),
+        }
+    }
+
+    /// Runs one command; responses are queued on `conn`, flushed by the caller.
+    pub async fn handle(
+        &mut self,
+        cmd: Command<'static>,
+        conn: &mut Conn,
+    ) -> std::io::Result<Next> {
+        let tag = cmd.tag.inner().to_string();
+        let name = command_name(&cmd.body);
+        let span = tracing::debug_span!("cmd", name);
+        let _g = span.enter();
+        let mut next = Next::Continue;
+        // RFC 3501 7.4.1: no EXPUNGE responses during FETCH, STORE and SEARCH (UID forms are
+        // fine, since UIDs don't shift).
+        let allow_expunge = !matches!(
+            cmd.body,
+            CommandBody::Fetch { uid: false, .. }
+                | CommandBody::Store { uid: false, .. }
+                | CommandBody::Search { uid: false, .. }
+        );
+        let result: CmdResult = match cmd.body {
+            CommandBody::Capability => {
+                conn.queue(format!("* CAPABILITY {}\r\n", self.capabilities()).as_bytes());
+                Ok("CAPABILITY completed".into())
+            }
+            CommandBody::Noop | CommandBody::Check => Ok(format!("{name} completed")),
+            CommandBody::Logout => {
+                conn.queue(b"* BYE Logging out\r\n");
+                next = Next::Logout;
+                Ok("LOGOUT completed".into())
+            }
+            CommandBody::Id { .. } => {
+                conn.queue(
+                    format!(
+                        "* ID (\"name\" \"mailstored\" \"version\" \"{}\")\r\n",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                    .as_bytes(),
+                );
+                Ok("ID completed".into())
+            }
+            CommandBody::StartTLS => self.starttls(&mut next),
+            CommandBody::Login { username, password } => {
+                let user = astr(&username);
+                let pass = Secret::new(
+                    String::from_utf8_lossy(password.declassify().as_ref()).into_owned(),
+                );
+                self.login(user, pass, conn).await
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => match mechanism {
+                AuthMechanism::Plain => match initial_response {
+                    Some(ir) => self.auth_plain(ir.declassify().as_ref(), conn).await,
+                    None if matches!(self.state, State::NotAuthenticated) => {
+                        next = Next::AuthPlain(tag.clone());
+                        return Ok(next);
+                    }
+                    None => Err(Refusal::bad("Already authenticated")),
+                },
+                other => Err(Refusal::no(format!(
+                    "Unsupported authentication mechanism {other}; use PLAIN"
+                ))),
+            },
+            body => self.authenticated(body, &tag, conn, &mut next).await,
+        };
+        if let State::Selected { user, view } = &mut self.state {
+            if let Err(e) = view.refresh(user, allow_expunge, conn) {
+                tracing::error!(error = %e, command = name, "mailbox refresh failed");
+            }
+        }
+        if let Next::Idle(_) = next {
+            return Ok(next);
+        }
+        match result {
+            Ok(text) => conn.queue(format!("{tag} OK {text}\r\n").as_bytes()),
+            Err(r) => conn.queue(format!("{tag} {} {}\r\n", r.kind, r.text).as_bytes()),
+        }
+        Ok(next)
+    }
+
+    fn starttls(&mut self, next: &mut Next) -> CmdResult {
+        if self.tls {
+            return Err(Refusal::bad("TLS is already active"));
+        }
+        if self.ctx.tls.is_none() {
+            return Err(Refusal::no("TLS is not configured on this server"));
+        }
+        if !matches!(self.state, State::NotAuthenticated) {
+            return Err(Refusal::bad(
+                "STARTTLS is only allowed before authentication",
+            ));
+        }
+        *next = Next::StartTls;
+        Ok("Begin TLS negotiation now".into())
+    }
+
+    pub async fn auth_plain(&mut self, raw: &[u8], conn: &mut Conn) -> CmdResult {
+        match crate::auth::decode_plain_raw(raw) {
+            Ok((user, pass)) => self.login(user, pass, conn).await,
+            Err(why) => Err(Refusal::bad(why)),
+        }
+    }
+
+    async fn login(&mut self, user: String, pass: Secret, conn: &mut Conn) -> CmdResult {
+        if !matches!(self.state, State::NotAuthenticated) {
+            return Err(Refusal::bad("Already authenticated"));
+        }
+        let Some(username) = self.ctx.users.verify_async(user.clone(), pass).await else {
+            self.failures += 1;
+            tracing::info!(user = %user.escape_debug(), failures = self.failures, "authentication failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if self.failures >= 5 {
+                conn.queue(b"* BYE Too many authentication failures\r\n");
+            }
+            return Err(Refusal::no("[AUTHENTICATIONFAILED] Authentication failed"));
+        };
+        let store = self.ctx.store.clone();
+        let u = crate::blocking(|| store.user(&username)).map_err(|e| {
+            tracing::error!(user = %username, error = %e, "cannot open mailbox store");
+            Refusal::no("[UNAVAILABLE] Mailbox store temporarily unavailable")
+        })?;
+        tracing::Span::current().record("user", username.as_str());
+        tracing::info!(user = %username, "logged in");
+        self.state = State::Authenticated { user: u };
+        Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
+    }
+
+    async fn authenticated(
+        &mut self,
+        body: CommandBody<'static>,
+        tag: &str,
+        conn: &mut Conn,
+        next: &mut Next,
+    ) -> CmdResult {
+        let name = body.name();
+        let user = match &self.state {
+            State::NotAuthenticated => {
+                return Err(Refusal::bad(format!(
+                    "{name} needs authentication first (LOGIN or AUTHENTICATE)"
+                )))
+            }
+            State::Authenticated { user } | State::Selected { user, .. } => user.clone(),
+        };
+        match body {
+            CommandBody::Select { mailbox, .. } => self.select(&user, &mailbox, false, conn),
+            CommandBody::Examine { mailbox, .. } => self.select(&user, &mailbox, true, conn),
+            CommandBody::Create { mailbox } => {
+                let n = mailbox_name(&mailbox)?;
+                crate::blocking(|| user.create_mailbox(&n, None))?;
+                Ok("CREATE completed".into())
+            }
+            CommandBody::Delete { mailbox } => {
+                let n = mailbox_name(&mailbox)?;
+                if let State::Selected { view, .. } = &self.state {
+                    if view.name == n {
+                        self.state = State::Authenticated { user: user.clone() };
+                    }
+                }
+                crate::blocking(|| user.delete_mailbox(&n))?;
+                Ok("DELETE completed".into())
+            }
+            CommandBody::Rename { from, to } => {
+                let (f, t) = (mailbox_name(&from)?, mailbox_name(&to)?);
+                crate::blocking(|| user.rename_mailbox(&f, &t))?;
+                Ok("RENAME completed".into())
+            }
+            CommandBody::Subscribe { mailbox } => {
+                let n = mailbox_name(&mailbox)?;
+                crate::blocking(|| user.subscribe(&n))?;
+                Ok("SUBSCRIBE completed".into())
+            }
+            CommandBody::Unsubscribe { mailbox } => {
+                let n = mailbox_name(&mailbox)?;
+                crate::blocking(|| user.unsubscribe(&n))?;
+                Ok("UNSUBSCRIBE completed".into())
+            }
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                super::list::list(&user, &reference, &mailbox_wildcard, false, conn)?;
+                Ok("LIST completed".into())
+            }
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                super::list::list(&user, &reference, &mailbox_wildcard, true, conn)?;
+                Ok("LSUB completed".into())
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => {
+                let n = mailbox_name(&mailbox)?;
+                self.status(&user, &n, &item_names, conn)?;
+                Ok("STATUS completed".into())
+            }
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                let n = mailbox_name(&mailbox)?;
+                let f = to_flags(&flags)?;
+                let date = date.map(|d| {
+                    let dt = d.as_ref();
+                    (dt.timestamp(), (dt.offset().local_minus_utc() / 60) as i16)
+                });
+                let bytes: &[u8] = match &message {
+                    LiteralOrLiteral8::Literal(l) => l.data(),
+                    LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+                };
+                if bytes.is_empty() {
+                    return Err(Refusal::no("Empty message refused"));
+                }
+                let a =
+                    crate::blocking(|| user.append(&n, bytes, f, date)).map_err(|e| match e {
+                        mailstore::Error::NoSuchMailbox(m) => {
+                            Refusal::no(format!("[TRYCREATE] Mailbox does not exist: {m}"))
+                        }
+                        e => e.into(),
+                    })?;
+                Ok(format!(
+                    "[APPENDUID {} {}] APPEND completed",
+                    a.uidvalidity, a.uid
+                ))
+            }
+            CommandBody::Namespace => {
+                conn.queue(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                Ok("NAMESPACE completed".into())
+            }
+            CommandBody::Enable { .. } => {
+                conn.queue(b"* ENABLED\r\n");
+                Ok("ENABLE completed".into())
+            }
+            CommandBody::Idle => {
+                *next = Next::Idle(tag.to_string());
+                Ok(String::new())
+            }
+            body => match &mut self.state {
+                State::Selected { user, view } => {
+                    let user = user.clone();
+                    let r = super::selected::command(&user, view, body, conn).await;
+                    if matches!(r, Ok(ref t) if t.starts_with("CLOSE") || t.starts_with("UNSELECT"))
+                    {
+                        self.state = State::Authenticated { user };
+                    }
+                    r
+                }
+                _ => Err(Refusal::bad(format!(
+                    "{name} needs a selected mailbox (SELECT or EXAMINE first)"
+                ))),
+            },
+        }
+    }
+
+    fn select(
+        &mut self,
+        user: &Arc<UserStore>,
+        mailbox: &Mailbox<'_>,
+        read_only: bool,
+        conn: &mut Conn,
+    ) -> CmdResult {
+        // A failed SELECT leaves the authenticated state (RFC 3501 6.3.1).
+        self.state = State::Authenticated { user: user.clone() };
+        let name = mailbox_name(mailbox)?;
+        let view = View::open(user, name, read_only, conn)?;
+        self.state = State::Selected {
+            user: user.clone(),
+            view,
+        };
+        Ok(if read_only {
+            "[READ-ONLY] EXAMINE completed"
+        } else {
+            "[READ-WRITE] SELECT completed"
+        }
+        .into())
+    }
+
+    fn status(
+        &self,
+        user: &UserStore,
+        name: &MailboxName,
+        items: &[StatusDataItemName],
+        conn: &mut Conn,
+    ) -> Result<(), Refusal> {
+        let m = crate::blocking(|| user.mailbox(name))?
+            .filter(|m| !m.noselect)
+            .ok_or_else(|| Refusal::no(format!("[NONEXISTENT] Mailbox does not exist: {name}")))?;
+        let needs_scan = items.iter().any(|i| {
+            matches!(
+                i,
+                StatusDataItemName::Unseen
+                    | StatusDataItemName::Deleted
+                    | StatusDataItemName::Recent
+            )
+        });
+        let msgs = if needs_scan {
+            crate::blocking(|| user.messages(m.id))?
+        } else {
+            Vec::new()
+        };
+        let mut parts = Vec::new();
+        for item in items {
+            match item {
+                StatusDataItemName::Messages => parts.push(format!("MESSAGES {}", m.exists)),
+                StatusDataItemName::Recent => parts.push(format!(
+                    "RECENT {}",
+                    msgs.iter().filter(|(uid, _)| *uid >= m.recent_uid).count()
+                )),
+                StatusDataItemName::UidNext => parts.push(format!("UIDNEXT {}", m.uidnext)),
+                StatusDataItemName::UidValidity => {
+                    parts.push(format!("UIDVALIDITY {}", m.uidvalidity))
+                }
+                StatusDataItemName::Unseen => parts.push(format!(
+                    "UNSEEN {}",
+                    msgs.iter()
+                        .filter(|(_, r)| !r.flags.has(flag::SEEN))
+                        .count()
+                )),
+                StatusDataItemName::Deleted => parts.push(format!(
+                    "DELETED {}",
+                    msgs.iter()
+                        .filter(|(_, r)| r.flags.has(flag::DELETED))
+                        .count()
+                )),
+                other => {
+                    return Err(Refusal::bad(format!(
+                        "STATUS item {other:?} is not supported"
+                    )))
+                }
+            }
+        }
+        conn.queue(
+            format!(
+                "* STATUS {} ({})\r\n",
+                resp::mailbox(name.as_str()),
+                parts.join(" ")
+            )
+            .as_bytes(),
+        );
+        Ok(())
+    }
+}
+
+/// The wildcard argument of LIST/LSUB as UTF-8.
+pub fn list_pattern(p: &ListMailbox<'_>) -> Result<String, Refusal> {
+    let raw: &[u8] = match p {
+        ListMailbox::Token(t) => t.as_ref(),
+        ListMailbox::String(s) => s.as_ref(),
+    };
+    super::utf7::decode(raw).map_err(|e| Refusal::bad(e.to_string()))
+}
