@@ -114,7 +114,8 @@ if ! running_pid >/dev/null; then
         echo "=== $(date -Is) start: $BIN --config $CONF"
     } >>"$LOG"
     # setsid: the daemon must not get the terminal's SIGINT when the user presses ^C later.
-    setsid "$BIN" --config "$CONF" </dev/null >>"$LOG" 2>&1 &
+    # NO_COLOR: plain log file (tracing-subscriber honours it).
+    NO_COLOR=1 setsid "$BIN" --config "$CONF" </dev/null >>"$LOG" 2>&1 &
     pid=$!
     echo "$pid" >"$PIDFILE"
     log "started mailstored (pid $pid), log: $LOG"
@@ -128,13 +129,13 @@ for ep in "${ENDPOINTS[@]}"; do
     until greeting "$port" "$prefix"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             rm -f "$PIDFILE"
-            echo "----- last lines of $LOG -----" >&2
-            tail -n 30 "$LOG" >&2
+            echo "----- last 12 lines of $LOG -----" >&2
+            tail -n 12 "$LOG" >&2
             die "mailstored exited during start-up"
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "----- last lines of $LOG -----" >&2
-            tail -n 30 "$LOG" >&2
+            echo "----- last 12 lines of $LOG -----" >&2
+            tail -n 12 "$LOG" >&2
             die "$name on 127.0.0.1:$port did not answer '$prefix...' within 30 s (mailstored pid $pid still running; 'make down' stops it)"
         fi
         sleep 0.2
