@@ -508,14 +508,17 @@ service imap-login {{
 class Mailstored(Server):
     def __init__(self, workdir: Path, binary: Path):
         super().__init__("mailstored", workdir)
-        self.binary = binary
+        # A private copy: a rebuild during the run must not swap the binary between the
+        # delivery and the open phases.
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.binary = workdir / "mailstored"
+        shutil.copy2(binary, self.binary)
         self.pop3_port = free_port()
         self.conf = workdir / "mailstored.toml"
         self.version = git_describe()
         self.setup()
 
     def setup(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         h = subprocess.run([str(self.binary), "hash-password"], input=PASSWORD + "\n",
                            capture_output=True, text=True, timeout=60)
         pw_hash = h.stdout.strip()
