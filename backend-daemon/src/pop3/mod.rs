@@ -21,6 +21,9 @@ use crate::server::Ctx;
 /// are not held up).
 const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
+/// Replies longer than this are sent at once even when more pipelined commands wait.
+const BIG_REPLY: usize = 16 * 1024;
+
 /// Serves one POP3 connection until QUIT, EOF, timeout or an I/O error.
 ///
 /// # Errors
@@ -32,8 +35,10 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
     conn.send(&session.greeting()).await?;
     loop {
         let line = match conn.read_line(lim.max_line_bytes).await {
-            Ok(line) => line,
-            Err(LineError::TooLong) => {
+            // read_line enforces the limit only while a line is incomplete; a long line that
+            // arrived whole is refused here.
+            Ok(line) if line.len() <= lim.max_line_bytes => line,
+            Ok(_) | Err(LineError::TooLong) => {
                 conn.queue(&session.line_too_long());
                 flush_unless_pipelined(&mut conn).await?;
                 continue;
@@ -53,7 +58,13 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
             Err(LineError::Io(e)) => return Err(e.into()),
         };
         match session.handle(&line) {
-            Action::Reply(r) => conn.queue(&r),
+            Action::Reply(r) => {
+                conn.queue(&r);
+                // A batch of pipelined commands must not pile up large listings unsent.
+                if r.len() > BIG_REPLY {
+                    conn.flush().await?;
+                }
+            }
             Action::Close(r) => {
                 conn.queue(&r);
                 conn.shutdown().await;
