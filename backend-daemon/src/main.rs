@@ -35,6 +35,7 @@ fn main() -> anyhow::Result<()> {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let cfg = mailstored::config::Config::load(&path)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
