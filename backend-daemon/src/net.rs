@@ -139,7 +139,7 @@ impl Conn {
         loop {
             if let Some(pos) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
                 let end = scanned + pos;
-                if too_long {
+                if too_long || end > max {
                     self.buf.drain(..=end);
                     return Err(LineError::TooLong);
                 }
@@ -233,5 +233,37 @@ impl Conn {
         if let Some(s) = self.stream.as_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(2), s.shutdown()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn long_lines_are_refused_whole_or_in_pieces() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"short\r\n").await.unwrap();
+            c.write_all(&[b'x'; 3000]).await.unwrap();
+            c.write_all(b"\r\nnext\r\n").await.unwrap();
+            c
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _c = client.await.unwrap();
+        let mut conn = Conn::new(
+            Stream::Plain(tcp),
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
+        assert_eq!(conn.read_line(2048).await.unwrap(), b"short");
+        assert!(matches!(
+            conn.read_line(2048).await,
+            Err(LineError::TooLong)
+        ));
+        assert_eq!(conn.read_line(2048).await.unwrap(), b"next");
     }
 }

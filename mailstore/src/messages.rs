@@ -382,6 +382,46 @@ impl UserStore {
         Ok(doomed)
     }
 
+    /// POP3's UPDATE state (RFC 1939 6) in one transaction: `seen` get `\Seen`, `expunge` are
+    /// expunged whatever their flags. A crash leaves all of it done or none of it. Returns the
+    /// UIDs expunged (those that still existed).
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn seen_and_expunge(
+        &self,
+        mbox: u32,
+        seen: &[u32],
+        expunge: &[u32],
+    ) -> Result<Vec<u32>, Error> {
+        self.write(|txn| {
+            let mut m = self
+                .mboxes
+                .get(txn, &mbox)?
+                .ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
+            let modseq = Self::bump(&mut m);
+            for &uid in seen {
+                let key = msg_key(mbox, uid);
+                if let Some(mut rec) = self.msgs.get(txn, &key)? {
+                    if !rec.flags.has(flag::SEEN) {
+                        rec.flags.system |= flag::SEEN;
+                        rec.modseq = modseq;
+                        self.msgs.put(txn, &key, &rec)?;
+                    }
+                }
+            }
+            let mut gone = Vec::new();
+            for &uid in expunge {
+                if self.msgs.get(txn, &msg_key(mbox, uid))?.is_some() {
+                    gone.push(uid);
+                }
+            }
+            self.mboxes.put(txn, &mbox, &m)?;
+            self.expunge_uids_in(txn, &mut m, &gone)?;
+            Ok(gone)
+        })
+    }
+
     /// Marks the messages that arrived since the last SELECT as seen-by-a-session and returns the
     /// first UID that is `\Recent` for this session (RFC 3501 2.3.2).
     ///

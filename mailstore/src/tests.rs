@@ -165,3 +165,63 @@ fn lru_keeps_users_in_use_and_evicts_idle_ones() {
     std::fs::write(dir.path().join("metadata/d/data.mdb"), b"garbage").ok();
     assert!(s.user(&Username::new("a").unwrap()).is_ok());
 }
+
+#[test]
+fn seen_and_expunge_is_one_step() {
+    let (_d, s) = store();
+    let u = s.user(&Username::new("u").unwrap()).unwrap();
+    for _ in 0..3 {
+        u.append(&MailboxName::inbox(), MSG, Flags::default(), None)
+            .unwrap();
+    }
+    let id = u.mailbox(&MailboxName::inbox()).unwrap().unwrap().id;
+    assert_eq!(
+        u.seen_and_expunge(id, &[1, 3], &[2, 3, 9]).unwrap(),
+        vec![2, 3]
+    );
+    let left = u.messages(id).unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].1.flags.has(flag::SEEN));
+    assert_eq!(u.mailbox(&MailboxName::inbox()).unwrap().unwrap().exists, 1);
+    assert_eq!(u.expunged().unwrap().len(), 2);
+}
+
+#[test]
+fn purge_all_respects_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = Store::open(
+        dir.path(),
+        StoreOptions {
+            expunge_retention_secs: 3600,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let u = keep.user(&Username::new("u").unwrap()).unwrap();
+    u.append(&MailboxName::inbox(), MSG, Flags::default(), None)
+        .unwrap();
+    let id = u.mailbox(&MailboxName::inbox()).unwrap().unwrap().id;
+    u.seen_and_expunge(id, &[], &[1]).unwrap();
+    assert_eq!(keep.purge_all(), 0);
+    assert!(
+        u.read_message(&Guid::of(MSG)).is_ok(),
+        "file kept during retention"
+    );
+    drop(u);
+    drop(keep);
+    let now = Store::open(
+        dir.path(),
+        StoreOptions {
+            expunge_retention_secs: -1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(now.purge_all(), 1);
+    let u = now.user(&Username::new("u").unwrap()).unwrap();
+    assert!(
+        u.read_message(&Guid::of(MSG)).is_err(),
+        "file removed with its last reference"
+    );
+    assert!(u.expunged().unwrap().is_empty());
+}

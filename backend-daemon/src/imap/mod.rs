@@ -30,6 +30,9 @@ enum Input {
     Message,
     Closed,
     TimedOut,
+    /// A non-synchronizing literal over the limit: its bytes are already on the way, so the
+    /// only safe answer is BAD and a disconnect (RFC 7888 4).
+    TooBig(String),
 }
 
 struct Framer {
@@ -85,8 +88,9 @@ impl Framer {
                                 .await?;
                                 self.frag.skip_message();
                             }
-                            // A non-synchronizing literal is on its way anyway: read and drop it.
-                            _ => self.frag.poison_message(),
+                            (_, tag) => {
+                                return Ok(Input::TooBig(tag.unwrap_or_else(|| "*".into())))
+                            }
                         }
                     } else if mode == LiteralMode::Sync && !self.frag.is_message_poisoned() {
                         conn.send(b"+ Ready for literal data\r\n").await?;
@@ -133,6 +137,14 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                     .await
                     .ok();
                 tracing::info!("autologout after idle timeout");
+                return Ok(());
+            }
+            Input::TooBig(tag) => {
+                let msg = format!(
+                    "{tag} BAD [TOOBIG] Literal exceeds the limit of {} octets\r\n* BYE Too much data\r\n",
+                    framer.max_literal
+                );
+                conn.send(msg.as_bytes()).await.ok();
                 return Ok(());
             }
             Input::Message => {}

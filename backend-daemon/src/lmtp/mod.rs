@@ -27,10 +27,8 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
     conn.send(&session.greeting().to_bytes()).await?;
     loop {
         let line = match conn.read_line(lim.max_line_bytes).await {
-            // read_line enforces the limit only while a line is incomplete; a long line that
-            // arrived whole is refused here.
-            Ok(line) if line.len() <= lim.max_line_bytes => line,
-            Ok(_) | Err(LineError::TooLong) => {
+            Ok(line) => line,
+            Err(LineError::TooLong) => {
                 conn.queue(&Reply::new(500, "5.5.2", "Line too long").to_bytes());
                 flush_unless_pipelined(&mut conn).await?;
                 continue;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailstore::{flag, Flags, MailboxName, StoreMode, UserStore, Username};
+use mailstore::{MailboxName, UserStore, Username};
 
 use self::codec::{err, ok, stuff_message};
 use self::session::{Action, Maildrop, Message, Session, State};
@@ -35,10 +35,8 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
     conn.send(&session.greeting()).await?;
     loop {
         let line = match conn.read_line(lim.max_line_bytes).await {
-            // read_line enforces the limit only while a line is incomplete; a long line that
-            // arrived whole is refused here.
-            Ok(line) if line.len() <= lim.max_line_bytes => line,
-            Ok(_) | Err(LineError::TooLong) => {
+            Ok(line) => line,
+            Err(LineError::TooLong) => {
                 conn.queue(&session.line_too_long());
                 flush_unless_pipelined(&mut conn).await?;
                 continue;
@@ -200,31 +198,17 @@ fn open_maildrop(
     Ok((us, drop))
 }
 
-/// The UPDATE state (RFC 1939 6): `\Seen` for retrieved messages (as Dovecot does), then the
-/// DELE'd messages are flagged `\Deleted` and expunged — exactly those, nothing an IMAP client
-/// flagged meanwhile. Returns how many were removed.
+/// The UPDATE state (RFC 1939 6): `\Seen` for retrieved messages (as Dovecot does) and the
+/// DELE'd messages expunged — exactly those — in one store transaction. Returns how many were
+/// removed.
 fn update(
     us: &UserStore,
     mailbox: u32,
     seen: &[u32],
     deleted: &[u32],
 ) -> Result<usize, mailstore::Error> {
-    let flags = |system| Flags {
-        system,
-        keywords: Vec::new(),
-    };
-    if !seen.is_empty() {
-        us.store_flags(mailbox, seen, StoreMode::Add, &flags(flag::SEEN), None)?;
-    }
-    if deleted.is_empty() {
+    if seen.is_empty() && deleted.is_empty() {
         return Ok(0);
     }
-    us.store_flags(
-        mailbox,
-        deleted,
-        StoreMode::Add,
-        &flags(flag::DELETED),
-        None,
-    )?;
-    Ok(us.expunge(mailbox, Some(deleted))?.len())
+    Ok(us.seen_and_expunge(mailbox, seen, deleted)?.len())
 }
