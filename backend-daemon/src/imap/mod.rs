@@ -33,20 +33,31 @@ enum Input {
     /// A non-synchronizing literal over the limit: its bytes are already on the way, so the
     /// only safe answer is BAD and a disconnect (RFC 7888 4).
     TooBig(String),
+    /// A command line longer than `limits.max_line_bytes`.
+    LineTooLong,
 }
 
 struct Framer {
     frag: Fragmentizer,
     max_literal: u64,
+    max_line: u64,
+    /// Bytes enqueued since the fragmentizer last completed a fragment, and how many of them
+    /// may arrive before that is an over-long line (a literal in progress allows its length).
+    pending: u64,
+    allowed: u64,
 }
 
 impl Framer {
     fn new(ctx: &Ctx) -> Self {
         let lim = &ctx.cfg.limits;
         let max_msg = (lim.max_literal_bytes + lim.max_line_bytes).min(u32::MAX as usize) as u32;
+        let max_line = lim.max_line_bytes as u64;
         Framer {
             frag: Fragmentizer::new(max_msg),
             max_literal: lim.max_literal_bytes as u64,
+            max_line,
+            pending: 0,
+            allowed: max_line,
         }
     }
 
@@ -54,8 +65,16 @@ impl Framer {
     /// synchronizing literals and refusing oversized ones before their bytes are sent.
     async fn next(&mut self, conn: &mut Conn) -> io::Result<Input> {
         loop {
-            match self.frag.progress() {
+            let progress = self.frag.progress();
+            if progress.is_some() {
+                self.pending = 0;
+                self.allowed = self.max_line;
+            }
+            match progress {
                 None => {
+                    if self.pending > self.allowed {
+                        return Ok(Input::LineTooLong);
+                    }
                     if conn.buffered().is_empty() {
                         let timeout = conn.read_timeout;
                         match conn.fill(timeout).await {
@@ -68,6 +87,7 @@ impl Framer {
                         }
                     }
                     let bytes = conn.take_buffered();
+                    self.pending += bytes.len() as u64;
                     self.frag.enqueue_bytes(&bytes);
                 }
                 Some(FragmentInfo::Line {
@@ -92,8 +112,11 @@ impl Framer {
                                 return Ok(Input::TooBig(tag.unwrap_or_else(|| "*".into())))
                             }
                         }
-                    } else if mode == LiteralMode::Sync && !self.frag.is_message_poisoned() {
-                        conn.send(b"+ Ready for literal data\r\n").await?;
+                    } else {
+                        self.allowed = u64::from(length) + self.max_line;
+                        if mode == LiteralMode::Sync && !self.frag.is_message_poisoned() {
+                            conn.send(b"+ Ready for literal data\r\n").await?;
+                        }
                     }
                 }
                 Some(_) => {
@@ -137,6 +160,13 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                     .await
                     .ok();
                 tracing::info!("autologout after idle timeout");
+                return Ok(());
+            }
+            Input::LineTooLong => {
+                conn.send(b"* BYE [TOOBIG] Command line too long\r\n")
+                    .await
+                    .ok();
+                tracing::info!("disconnected: command line over limits.max_line_bytes");
                 return Ok(());
             }
             Input::TooBig(tag) => {
