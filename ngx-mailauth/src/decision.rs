@@ -89,6 +89,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The name as in `Auth-Protocol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Imap => "imap",
+            Self::Pop3 => "pop3",
+            Self::Smtp => "smtp",
+        }
+    }
+
     fn parse(value: &[u8]) -> Result<Self, RequestError> {
         match value {
             b"imap" => Ok(Self::Imap),
@@ -339,7 +348,7 @@ pub fn decide_unparsable(error: &RequestError, attempt: u32, policy: &Policy) ->
 }
 
 fn refuse(message: &'static str, attempt: u32, policy: &Policy) -> Answer {
-    let wait = (attempt < policy.max_attempts).then(|| policy.fail_delay.as_secs());
+    let wait = (attempt < policy.max_attempts).then_some(policy.fail_delay.as_secs());
     Answer::Refuse { message, wait }
 }
 

@@ -205,8 +205,8 @@ fn handle(request: &mut Request) -> Status {
                 ngx_log_error!(
                     NGX_LOG_INFO,
                     request.log(),
-                    "mailauth: {:?} login of {:?} from {} refused: {message}",
-                    auth.protocol,
+                    "mailauth: {} login of {:?} from {} refused: {message}",
+                    auth.protocol.as_str(),
                     auth.user.as_str(),
                     auth.client_ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
                 );
