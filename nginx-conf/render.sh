@@ -47,7 +47,7 @@ if [ "$(id -u)" = 0 ]; then
     worker="${NGINX_USER%% *}"
     if [ "$worker" != root ] && ! runuser -u "$worker" -- test -x "$RUNDIR"; then
         die "workers run as '$worker' but cannot enter $RUNDIR (a parent directory is closed);" \
-            "use a RUNDIR under /tmp or set NGINX_USER=root"
+            "make its parents searchable (chmod o+x) or set NGINX_USER=root"
     fi
 else
     USER_LINE="# user: not root, workers run as $(id -un)"
