@@ -38,10 +38,7 @@ impl std::fmt::Debug for Secret {
 /// Never with the default parameters.
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default params")
-        .to_string()
+    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default params").to_string()
 }
 
 struct Loaded {
@@ -62,14 +59,11 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<HashMap<String, String>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (name, hash) = line
-            .split_once(':')
-            .with_context(|| format!("{}:{}: expected `user:hash`", path.display(), n + 1))?;
-        let user = Username::new(name).map_err(|_| {
-            anyhow::anyhow!("{}:{}: invalid user name {name:?}", path.display(), n + 1)
-        })?;
-        PasswordHash::new(hash)
-            .map_err(|e| anyhow::anyhow!("{}:{}: bad password hash: {e}", path.display(), n + 1))?;
+        let (name, hash) =
+            line.split_once(':').with_context(|| format!("{}:{}: expected `user:hash`", path.display(), n + 1))?;
+        let user = Username::new(name)
+            .map_err(|_| anyhow::anyhow!("{}:{}: invalid user name {name:?}", path.display(), n + 1))?;
+        PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("{}:{}: bad password hash: {e}", path.display(), n + 1))?;
         map.insert(user.as_str().to_string(), hash.to_string());
     }
     Ok(map)
@@ -79,29 +73,18 @@ impl Users {
     /// # Errors
     /// Unreadable file or a malformed line (named by file and line number).
     pub fn load(path: &Path) -> anyhow::Result<Users> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read users file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read users file {}", path.display()))?;
         let users = parse(path, &text)?;
         let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        Ok(Users {
-            path: path.to_path_buf(),
-            loaded: Mutex::new(Loaded {
-                mtime,
-                users: Arc::new(users),
-            }),
-        })
+        Ok(Users { path: path.to_path_buf(), loaded: Mutex::new(Loaded { mtime, users: Arc::new(users) }) })
     }
 
     fn current(&self) -> Arc<HashMap<String, String>> {
         let mut l = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let mtime = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
         if mtime != l.mtime {
-            match std::fs::read_to_string(&self.path)
-                .map_err(anyhow::Error::from)
-                .and_then(|t| parse(&self.path, &t))
-            {
+            match std::fs::read_to_string(&self.path).map_err(anyhow::Error::from).and_then(|t| parse(&self.path, &t)) {
                 Ok(users) => {
                     tracing::info!(file = %self.path.display(), users = users.len(), "users file reloaded");
                     l.users = Arc::new(users);
@@ -127,23 +110,14 @@ impl Users {
         let users = self.current();
         let hash = users.get(u.as_str())?;
         let parsed = PasswordHash::new(hash).ok()?;
-        Argon2::default()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .ok()?;
+        Argon2::default().verify_password(password.expose().as_bytes(), &parsed).ok()?;
         Some(u)
     }
 
     /// [`Users::verify`] off the async runtime's worker threads.
-    pub async fn verify_async(
-        self: &Arc<Self>,
-        user: String,
-        password: Secret,
-    ) -> Option<Username> {
+    pub async fn verify_async(self: &Arc<Self>, user: String, password: Secret) -> Option<Username> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.verify(&user, &password))
-            .await
-            .ok()
-            .flatten()
+        tokio::task::spawn_blocking(move || me.verify(&user, &password)).await.ok().flatten()
     }
 }
 
@@ -165,9 +139,7 @@ pub fn decode_sasl_plain(b64: &[u8]) -> Result<(String, Secret), &'static str> {
 /// As [`decode_sasl_plain`].
 pub fn decode_plain_raw(raw: &[u8]) -> Result<(String, Secret), &'static str> {
     let mut parts = raw.split(|&b| b == 0);
-    let (Some(authz), Some(authc), Some(pass), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(authz), Some(authc), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err("SASL PLAIN needs authzid NUL authcid NUL password");
     };
     let authz = std::str::from_utf8(authz).map_err(|_| "SASL PLAIN fields must be UTF-8")?;
@@ -189,10 +161,7 @@ mod tests {
         let p = dir.path().join("users");
         std::fs::write(&p, format!("# demo\ndemo1:{}\n", hash_password("demo"))).unwrap();
         let u = Users::load(&p).unwrap();
-        assert_eq!(
-            u.verify("Demo1", &Secret::new("demo")).unwrap().as_str(),
-            "demo1"
-        );
+        assert_eq!(u.verify("Demo1", &Secret::new("demo")).unwrap().as_str(), "demo1");
         assert!(u.verify("demo1", &Secret::new("wrong")).is_none());
         assert!(u.verify("nobody", &Secret::new("demo")).is_none());
         assert!(u.verify("demo1\r\n", &Secret::new("demo")).is_none());
@@ -203,11 +172,7 @@ mod tests {
     fn bad_users_file_names_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("users");
-        std::fs::write(
-            &p,
-            "ok:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\nbroken\n",
-        )
-        .unwrap();
+        std::fs::write(&p, "ok:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\nbroken\n").unwrap();
         let e = format!("{:#}", Users::load(&p).err().unwrap());
         assert!(e.contains(":2:"), "{e}");
     }

@@ -83,11 +83,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig {
-            expunge_retention_secs: 7 * 86400,
-            purge_interval_secs: 3600,
-            open_index_cache: 128,
-        }
+        StoreConfig { expunge_retention_secs: 7 * 86400, purge_interval_secs: 3600, open_index_cache: 128 }
     }
 }
 
@@ -105,10 +101,8 @@ impl Config {
     /// # Errors
     /// A message naming the file and, where it applies, the key.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut cfg: Config =
-            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut cfg: Config = toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let abs = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -122,35 +116,18 @@ impl Config {
             abs(&mut t.key);
         }
         let l = &cfg.listen;
-        if l.imap.is_none()
-            && l.imaps.is_none()
-            && l.pop3.is_none()
-            && l.pop3s.is_none()
-            && l.lmtp.is_none()
-        {
-            bail!(
-                "{}: [listen] names no listener (imap, imaps, pop3, pop3s, lmtp)",
-                path.display()
-            );
+        if l.imap.is_none() && l.imaps.is_none() && l.pop3.is_none() && l.pop3s.is_none() && l.lmtp.is_none() {
+            bail!("{}: [listen] names no listener (imap, imaps, pop3, pop3s, lmtp)", path.display());
         }
         if (l.imaps.is_some() || l.pop3s.is_some()) && cfg.tls.is_none() {
-            bail!(
-                "{}: listen.imaps / listen.pop3s need a [tls] section with cert and key",
-                path.display()
-            );
+            bail!("{}: listen.imaps / listen.pop3s need a [tls] section with cert and key", path.display());
         }
         let lim = &cfg.limits;
         if lim.max_line_bytes < 1024 {
-            bail!(
-                "{}: limits.max_line_bytes must be at least 1024",
-                path.display()
-            );
+            bail!("{}: limits.max_line_bytes must be at least 1024", path.display());
         }
         if lim.max_literal_bytes == 0 || lim.max_connections == 0 {
-            bail!(
-                "{}: limits.max_literal_bytes and limits.max_connections must be > 0",
-                path.display()
-            );
+            bail!("{}: limits.max_literal_bytes and limits.max_connections must be > 0", path.display());
         }
         if lim.imap_idle_timeout_secs < 1800 {
             tracing::warn!(
@@ -159,10 +136,7 @@ impl Config {
             );
         }
         if cfg.store.expunge_retention_secs < 0 {
-            bail!(
-                "{}: store.expunge_retention_secs must be >= 0",
-                path.display()
-            );
+            bail!("{}: store.expunge_retention_secs must be >= 0", path.display());
         }
         Ok(cfg)
     }
@@ -181,18 +155,14 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_defaults_and_absolute_paths() {
-        let c =
-            load("data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"127.0.0.1:10143\"\n")
-                .unwrap();
+        let c = load("data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"127.0.0.1:10143\"\n").unwrap();
         assert!(c.data_dir.is_absolute());
         assert_eq!(c.limits.imap_idle_timeout_secs, 1800);
     }
 
     #[test]
     fn errors_name_the_key() {
-        let e = load(
-            "data_dir = \"d\"\nusers_file = \"u\"\nbogus = 1\n[listen]\nimap = \"127.0.0.1:1\"\n",
-        );
+        let e = load("data_dir = \"d\"\nusers_file = \"u\"\nbogus = 1\n[listen]\nimap = \"127.0.0.1:1\"\n");
         assert!(format!("{:#}", e.unwrap_err()).contains("bogus"));
         let e = load("data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimaps = \"127.0.0.1:1\"\n");
         assert!(format!("{:#}", e.unwrap_err()).contains("[tls]"));

@@ -16,10 +16,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("hash-password") => {
             let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("reading the password from stdin")?;
+            std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
             let pw = line.trim_end_matches(['\r', '\n']);
             if pw.is_empty() {
                 bail!("empty password");
@@ -38,9 +35,7 @@ fn main() -> anyhow::Result<()> {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let cfg = mailstored::config::Config::load(&path)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
                 let ctx = mailstored::server::Ctx::new(cfg)?;
                 tracing::info!(instance = %ctx.cfg.name, "mailstored starting");

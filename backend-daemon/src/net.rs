@@ -18,11 +18,7 @@ pub enum Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -31,11 +27,7 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -80,13 +72,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: Stream, read_timeout: Duration, write_timeout: Duration) -> Self {
-        Conn {
-            stream: Some(stream),
-            buf: Vec::with_capacity(8192),
-            read_timeout,
-            write_timeout,
-            out: Vec::new(),
-        }
+        Conn { stream: Some(stream), buf: Vec::with_capacity(8192), read_timeout, write_timeout, out: Vec::new() }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -94,12 +80,9 @@ impl Conn {
     }
 
     fn stream(&mut self) -> io::Result<&mut Stream> {
-        self.stream.as_mut().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotConnected,
-                "connection lost during TLS handshake",
-            )
-        })
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection lost during TLS handshake"))
     }
 
     /// Bytes received but not consumed yet.
@@ -186,12 +169,7 @@ impl Conn {
             s.flush().await
         })
         .await
-        .map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                "write timeout: client is not reading",
-            )
-        })?
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timeout: client is not reading"))?
     }
 
     /// Queues and sends.
@@ -214,9 +192,7 @@ impl Conn {
             Some(Stream::Plain(tcp)) => {
                 let tls = tokio::time::timeout(self.read_timeout, acceptor.accept(tcp))
                     .await
-                    .map_err(|_| {
-                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timeout")
-                    })??;
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timeout"))??;
                 self.stream = Some(Stream::Tls(Box::new(tls)));
                 Ok(())
             }
@@ -254,16 +230,9 @@ mod tests {
         });
         let (tcp, _) = listener.accept().await.unwrap();
         let _c = client.await.unwrap();
-        let mut conn = Conn::new(
-            Stream::Plain(tcp),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        );
+        let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5), Duration::from_secs(5));
         assert_eq!(conn.read_line(2048).await.unwrap(), b"short");
-        assert!(matches!(
-            conn.read_line(2048).await,
-            Err(LineError::TooLong)
-        ));
+        assert!(matches!(conn.read_line(2048).await, Err(LineError::TooLong)));
         assert_eq!(conn.read_line(2048).await.unwrap(), b"next");
     }
 }

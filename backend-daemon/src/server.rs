@@ -40,12 +40,7 @@ impl Ctx {
             Some(t) => Some(crate::tls::acceptor(&t.cert, &t.key)?),
             None => None,
         };
-        Ok(Arc::new(Ctx {
-            cfg,
-            store: Arc::new(store),
-            users: Arc::new(users),
-            tls,
-        }))
+        Ok(Arc::new(Ctx { cfg, store: Arc::new(store), users: Arc::new(users), tls }))
     }
 }
 
@@ -92,11 +87,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
     ] {
         if let Some(addr) = addr {
             let sock = TcpListener::bind(addr).await.with_context(|| {
-                format!(
-                    "cannot listen on {addr} ({}{})",
-                    proto.name(),
-                    if implicit_tls { "s" } else { "" }
-                )
+                format!("cannot listen on {addr} ({}{})", proto.name(), if implicit_tls { "s" } else { "" })
             })?;
             tracing::info!(%addr, proto = proto.name(), tls = implicit_tls, "listening");
             listeners.push((sock, proto, implicit_tls));
@@ -107,13 +98,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
     for (sock, proto, implicit_tls) in listeners {
         let ctx = ctx.clone();
         let limit = limit.clone();
-        tasks.push(tokio::spawn(accept_loop(
-            ctx,
-            sock,
-            proto,
-            implicit_tls,
-            limit,
-        )));
+        tasks.push(tokio::spawn(accept_loop(ctx, sock, proto, implicit_tls, limit)));
     }
     for t in tasks {
         t.await?;
@@ -121,13 +106,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn accept_loop(
-    ctx: Arc<Ctx>,
-    sock: TcpListener,
-    proto: Proto,
-    implicit_tls: bool,
-    limit: Arc<Semaphore>,
-) {
+async fn accept_loop(ctx: Arc<Ctx>, sock: TcpListener, proto: Proto, implicit_tls: bool, limit: Arc<Semaphore>) {
     loop {
         let (tcp, peer) = match sock.accept().await {
             Ok(x) => x,

@@ -12,8 +12,7 @@ use tokio_rustls::TlsAcceptor;
 /// Unreadable or malformed PEM files, named in the message.
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert)
-            .with_context(|| format!("tls.cert: cannot open {}", cert.display()))?,
+        std::fs::File::open(cert).with_context(|| format!("tls.cert: cannot open {}", cert.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .with_context(|| format!("tls.cert: bad PEM in {}", cert.display()))?;
@@ -21,8 +20,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
         bail!("tls.cert: no certificate in {}", cert.display());
     }
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key)
-            .with_context(|| format!("tls.key: cannot open {}", key.display()))?,
+        std::fs::File::open(key).with_context(|| format!("tls.key: cannot open {}", key.display()))?,
     ))
     .with_context(|| format!("tls.key: bad PEM in {}", key.display()))?
     .with_context(|| format!("tls.key: no private key in {}", key.display()))?;

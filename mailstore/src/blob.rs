@@ -10,9 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::Error;
 
 /// Content id of a message: SHA-256 of its bytes.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Guid(pub [u8; 32]);
 
 impl Guid {
@@ -67,11 +65,7 @@ impl BlobDir {
         }
         let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), guid.to_hex()));
         {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
         }

@@ -14,9 +14,7 @@ mod user;
 pub use blob::Guid;
 pub use messages::{Appended, Copied, Stored};
 pub use names::{MailboxName, Username, SEPARATOR};
-pub use schema::{
-    flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode,
-};
+pub use schema::{flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode};
 pub use store::{Store, StoreOptions};
 pub use user::{UserStore, DEFAULT_FOLDERS};
 

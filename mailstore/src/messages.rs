@@ -6,8 +6,7 @@ use heed::{RoTxn, RwTxn};
 use crate::blob::Guid;
 use crate::names::MailboxName;
 use crate::schema::{
-    flag, key_uid, msg_key, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord,
-    StoreMode,
+    flag, key_uid, msg_key, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode,
 };
 use crate::user::UserStore;
 use crate::Error;
@@ -97,23 +96,13 @@ impl UserStore {
             m.exists += 1;
             let modseq = Self::bump(&mut m);
             Self::remember_keywords(&mut m, &flags);
-            let rec = MessageRecord {
-                guid,
-                size: raw.len() as u32,
-                internaldate: date,
-                tz_minutes: tz,
-                modseq,
-                flags,
-            };
+            let rec = MessageRecord { guid, size: raw.len() as u32, internaldate: date, tz_minutes: tz, modseq, flags };
             let key = msg_key(m.id, uid);
             self.msgs.put(txn, &key, &rec)?;
             self.cache.put(txn, &key, &cache)?;
             self.add_ref(txn, &guid)?;
             self.mboxes.put(txn, &m.id, &m)?;
-            Ok(Appended {
-                uidvalidity: m.uidvalidity,
-                uid,
-            })
+            Ok(Appended { uidvalidity: m.uidvalidity, uid })
         })
     }
 
@@ -155,11 +144,7 @@ impl UserStore {
         for &uid in uids {
             let key = msg_key(mbox, uid);
             let rec = self.msgs.get(&txn, &key)?;
-            let cache = if with_cache && rec.is_some() {
-                self.cache.get(&txn, &key)?
-            } else {
-                None
-            };
+            let cache = if with_cache && rec.is_some() { self.cache.get(&txn, &key)? } else { None };
             out.push((rec, cache));
         }
         Ok(out)
@@ -186,10 +171,7 @@ impl UserStore {
         unchanged_since: Option<u64>,
     ) -> Result<Stored, Error> {
         self.write(|txn| {
-            let mut m = self
-                .mboxes
-                .get(txn, &mbox)?
-                .ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
+            let mut m = self.mboxes.get(txn, &mbox)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
             let modseq = m.highestmodseq + 1;
             let mut out = Stored::default();
             for &uid in uids {
@@ -224,10 +206,7 @@ impl UserStore {
         dst: &mut MailboxRecord,
     ) -> Result<Copied, Error> {
         let modseq = Self::bump(dst);
-        let mut out = Copied {
-            uidvalidity: dst.uidvalidity,
-            ..Default::default()
-        };
+        let mut out = Copied { uidvalidity: dst.uidvalidity, ..Default::default() };
         for &uid in uids {
             let key = msg_key(src.id, uid);
             let Some(mut rec) = self.msgs.get(txn, &key)? else {
@@ -258,10 +237,7 @@ impl UserStore {
     /// [`Error::NoSuchMailbox`] for the destination (the caller answers `[TRYCREATE]`).
     pub fn copy(&self, src: u32, uids: &[u32], dst: &MailboxName) -> Result<Copied, Error> {
         self.write(|txn| {
-            let s = self
-                .mboxes
-                .get(txn, &src)?
-                .ok_or_else(|| Error::NoSuchMailbox(format!("#{src}")))?;
+            let s = self.mboxes.get(txn, &src)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{src}")))?;
             let mut d = self.existing(txn, dst)?;
             self.copy_in(txn, &s, uids, &mut d)
         })
@@ -271,22 +247,12 @@ impl UserStore {
     ///
     /// # Errors
     /// As [`UserStore::copy`].
-    pub fn move_messages(
-        &self,
-        src: u32,
-        uids: &[u32],
-        dst: &MailboxName,
-    ) -> Result<Copied, Error> {
+    pub fn move_messages(&self, src: u32, uids: &[u32], dst: &MailboxName) -> Result<Copied, Error> {
         self.write(|txn| {
-            let mut s = self
-                .mboxes
-                .get(txn, &src)?
-                .ok_or_else(|| Error::NoSuchMailbox(format!("#{src}")))?;
+            let mut s = self.mboxes.get(txn, &src)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{src}")))?;
             let mut d = self.existing(txn, dst)?;
             if d.id == s.id {
-                return Err(Error::NotAllowed(
-                    "source and destination are the same mailbox".into(),
-                ));
+                return Err(Error::NotAllowed("source and destination are the same mailbox".into()));
             }
             let copied = self.copy_in(txn, &s, uids, &mut d)?;
             self.remove_uids_in(txn, &mut s, &copied.src)?;
@@ -295,12 +261,7 @@ impl UserStore {
     }
 
     /// Removes messages that live on elsewhere (MOVE, RENAME INBOX): no undelete copy.
-    pub(crate) fn remove_uids_in(
-        &self,
-        txn: &mut RwTxn<'_>,
-        m: &mut MailboxRecord,
-        uids: &[u32],
-    ) -> Result<(), Error> {
+    pub(crate) fn remove_uids_in(&self, txn: &mut RwTxn<'_>, m: &mut MailboxRecord, uids: &[u32]) -> Result<(), Error> {
         Self::bump(m);
         for &uid in uids {
             let key = msg_key(m.id, uid);
@@ -373,10 +334,7 @@ impl UserStore {
             return Ok(doomed);
         }
         self.write(|txn| {
-            let mut m = self
-                .mboxes
-                .get(txn, &mbox)?
-                .ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
+            let mut m = self.mboxes.get(txn, &mbox)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
             self.expunge_uids_in(txn, &mut m, &doomed)
         })?;
         Ok(doomed)
@@ -388,17 +346,9 @@ impl UserStore {
     ///
     /// # Errors
     /// LMDB errors.
-    pub fn seen_and_expunge(
-        &self,
-        mbox: u32,
-        seen: &[u32],
-        expunge: &[u32],
-    ) -> Result<Vec<u32>, Error> {
+    pub fn seen_and_expunge(&self, mbox: u32, seen: &[u32], expunge: &[u32]) -> Result<Vec<u32>, Error> {
         self.write(|txn| {
-            let mut m = self
-                .mboxes
-                .get(txn, &mbox)?
-                .ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
+            let mut m = self.mboxes.get(txn, &mbox)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
             let modseq = Self::bump(&mut m);
             for &uid in seen {
                 let key = msg_key(mbox, uid);
@@ -429,10 +379,7 @@ impl UserStore {
     /// LMDB errors.
     pub fn claim_recent(&self, mbox: u32) -> Result<u32, Error> {
         self.write(|txn| {
-            let mut m = self
-                .mboxes
-                .get(txn, &mbox)?
-                .ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
+            let mut m = self.mboxes.get(txn, &mbox)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
             let first = m.recent_uid;
             if m.recent_uid != m.uidnext {
                 m.recent_uid = m.uidnext;

@@ -23,8 +23,7 @@ impl Username {
         let ok = !s.is_empty()
             && s.len() <= 255
             && !s.starts_with('.')
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
         if ok {
             Ok(Username(s.to_ascii_lowercase()))
         } else {
@@ -144,16 +143,12 @@ mod tests {
         assert_eq!(MailboxName::new("Inbox/Sub").unwrap().as_str(), "INBOX/Sub");
         assert_eq!(MailboxName::new("foo/").unwrap().as_str(), "foo");
         assert_eq!(MailboxName::new("Entwürfe").unwrap().as_str(), "Entwürfe");
-        for bad in [
-            "", "/abs", "a/../b", "..", "a/./b", "a//b", "a\0b", "a\r\nb",
-        ] {
+        for bad in ["", "/abs", "a/../b", "..", "a/./b", "a//b", "a\0b", "a\r\nb"] {
             assert!(MailboxName::new(bad).is_err(), "{bad:?}");
         }
         let n = MailboxName::new("a/b/c").unwrap();
         assert_eq!(n.ancestors().len(), 2);
         assert!(n.is_child_of(&MailboxName::new("a").unwrap()));
-        assert!(!MailboxName::new("ab")
-            .unwrap()
-            .is_child_of(&MailboxName::new("a").unwrap()));
+        assert!(!MailboxName::new("ab").unwrap().is_child_of(&MailboxName::new("a").unwrap()));
     }
 }

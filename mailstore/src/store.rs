@@ -20,10 +20,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            open_index_cache: 128,
-            expunge_retention_secs: 7 * 86400,
-        }
+        StoreOptions { open_index_cache: 128, expunge_retention_secs: 7 * 86400 }
     }
 }
 
@@ -50,15 +47,7 @@ impl Store {
         let metadata = data_dir.join("metadata");
         std::fs::create_dir_all(&mail)?;
         std::fs::create_dir_all(&metadata)?;
-        Ok(Store {
-            mail,
-            metadata,
-            options,
-            open: Mutex::new(Open {
-                users: HashMap::new(),
-                tick: 0,
-            }),
-        })
+        Ok(Store { mail, metadata, options, open: Mutex::new(Open { users: HashMap::new(), tick: 0 }) })
     }
 
     pub fn options(&self) -> &StoreOptions {
@@ -77,15 +66,11 @@ impl Store {
             *t = tick;
             return Ok(u.clone());
         }
-        let u = UserStore::open(
-            user.clone(),
-            &self.metadata.join(user.as_str()),
-            &self.mail.join(user.as_str()),
-        )
-        .map_err(|e| {
-            tracing::error!(user = %user, error = %e, "cannot open user index");
-            e
-        })?;
+        let u = UserStore::open(user.clone(), &self.metadata.join(user.as_str()), &self.mail.join(user.as_str()))
+            .map_err(|e| {
+                tracing::error!(user = %user, error = %e, "cannot open user index");
+                e
+            })?;
         open.users.insert(user.clone(), (u.clone(), tick));
         let cap = self.options.open_index_cache.max(1);
         while open.users.len() > cap {

@@ -16,12 +16,7 @@ const MSG: &[u8] = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
 fn new_user_has_special_use_folders() {
     let (_d, s) = store();
     let u = s.user(&Username::new("demo1").unwrap()).unwrap();
-    let names: Vec<_> = u
-        .list_mailboxes()
-        .unwrap()
-        .into_iter()
-        .map(|m| (m.name, m.special_use))
-        .collect();
+    let names: Vec<_> = u.list_mailboxes().unwrap().into_iter().map(|m| (m.name, m.special_use)).collect();
     assert!(names.contains(&("INBOX".into(), None)));
     assert!(names.contains(&("Trash".into(), Some("\\Trash".into()))));
     assert_eq!(u.subscriptions().unwrap().len(), 5);
@@ -34,9 +29,7 @@ fn append_survives_reopen_and_files_are_content_addressed() {
     {
         let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let u = s.user(&user).unwrap();
-        let a = u
-            .append(&MailboxName::inbox(), MSG, Flags::default(), None)
-            .unwrap();
+        let a = u.append(&MailboxName::inbox(), MSG, Flags::default(), None).unwrap();
         assert_eq!(a.uid, 1);
     }
     let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
@@ -61,21 +54,14 @@ fn flags_copy_move_expunge_purge() {
     }
     let id = u.mailbox(&inbox).unwrap().unwrap().id;
     let before = u.mailbox(&inbox).unwrap().unwrap().highestmodseq;
-    let del = Flags {
-        system: flag::DELETED,
-        keywords: vec!["$Junk".into()],
-    };
-    let st = u
-        .store_flags(id, &[1, 2], StoreMode::Add, &del, None)
-        .unwrap();
+    let del = Flags { system: flag::DELETED, keywords: vec!["$Junk".into()] };
+    let st = u.store_flags(id, &[1, 2], StoreMode::Add, &del, None).unwrap();
     assert_eq!(st.changed.len(), 2);
     let m = u.mailbox(&inbox).unwrap().unwrap();
     assert!(m.highestmodseq > before);
     assert_eq!(m.keywords, vec!["$Junk".to_string()]);
     // UNCHANGEDSINCE older than the change refuses.
-    let st = u
-        .store_flags(id, &[1], StoreMode::Remove, &del, Some(before))
-        .unwrap();
+    let st = u.store_flags(id, &[1], StoreMode::Remove, &del, Some(before)).unwrap();
     assert_eq!(st.modified, vec![1]);
 
     let c = u.copy(id, &[1, 3], &mb("Trash")).unwrap();
@@ -106,13 +92,9 @@ fn rename_subtree_and_inbox() {
     assert!(u.mailbox(&mb("a")).unwrap().is_none());
     assert_eq!(u.mailbox(&mb("x/y/b/c")).unwrap().unwrap().uidvalidity, uv);
     assert!(u.mailbox(&mb("x")).unwrap().is_some());
-    assert!(matches!(
-        u.rename_mailbox(&mb("x"), &mb("x/z")),
-        Err(Error::NotAllowed(_))
-    ));
+    assert!(matches!(u.rename_mailbox(&mb("x"), &mb("x/z")), Err(Error::NotAllowed(_))));
 
-    u.append(&MailboxName::inbox(), MSG, Flags::default(), None)
-        .unwrap();
+    u.append(&MailboxName::inbox(), MSG, Flags::default(), None).unwrap();
     u.create_mailbox(&mb("INBOX/keep"), None).unwrap();
     u.rename_mailbox(&MailboxName::inbox(), &mb("old")).unwrap();
     assert_eq!(u.mailbox(&MailboxName::inbox()).unwrap().unwrap().exists, 0);
@@ -129,37 +111,23 @@ fn delete_with_children_keeps_noselect_parent() {
     u.delete_mailbox(&mb("p")).unwrap();
     let p = u.mailbox(&mb("p")).unwrap().unwrap();
     assert!(p.noselect && p.exists == 0);
-    assert!(matches!(
-        u.delete_mailbox(&mb("p")),
-        Err(Error::NotAllowed(_))
-    ));
+    assert!(matches!(u.delete_mailbox(&mb("p")), Err(Error::NotAllowed(_))));
     u.delete_mailbox(&mb("p/c")).unwrap();
     u.delete_mailbox(&mb("p")).unwrap();
     assert!(u.mailbox(&mb("p")).unwrap().is_none());
-    assert!(matches!(
-        u.delete_mailbox(&MailboxName::inbox()),
-        Err(Error::NotAllowed(_))
-    ));
+    assert!(matches!(u.delete_mailbox(&MailboxName::inbox()), Err(Error::NotAllowed(_))));
     assert_eq!(u.expunged().unwrap().len(), 1);
 }
 
 #[test]
 fn lru_keeps_users_in_use_and_evicts_idle_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(
-        dir.path(),
-        StoreOptions {
-            open_index_cache: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = Store::open(dir.path(), StoreOptions { open_index_cache: 2, ..Default::default() }).unwrap();
     let held = s.user(&Username::new("a").unwrap()).unwrap();
     for n in ["b", "c", "d"] {
         s.user(&Username::new(n).unwrap()).unwrap();
     }
-    held.append(&MailboxName::inbox(), MSG, Flags::default(), None)
-        .unwrap();
+    held.append(&MailboxName::inbox(), MSG, Flags::default(), None).unwrap();
     assert_eq!(s.users().unwrap().len(), 4);
     // A damaged index of one user does not affect another.
     std::fs::write(dir.path().join("metadata/d/data.mdb"), b"garbage").ok();
@@ -171,14 +139,10 @@ fn seen_and_expunge_is_one_step() {
     let (_d, s) = store();
     let u = s.user(&Username::new("u").unwrap()).unwrap();
     for _ in 0..3 {
-        u.append(&MailboxName::inbox(), MSG, Flags::default(), None)
-            .unwrap();
+        u.append(&MailboxName::inbox(), MSG, Flags::default(), None).unwrap();
     }
     let id = u.mailbox(&MailboxName::inbox()).unwrap().unwrap().id;
-    assert_eq!(
-        u.seen_and_expunge(id, &[1, 3], &[2, 3, 9]).unwrap(),
-        vec![2, 3]
-    );
+    assert_eq!(u.seen_and_expunge(id, &[1, 3], &[2, 3, 9]).unwrap(), vec![2, 3]);
     let left = u.messages(id).unwrap();
     assert_eq!(left.len(), 1);
     assert!(left[0].1.flags.has(flag::SEEN));
@@ -189,39 +153,18 @@ fn seen_and_expunge_is_one_step() {
 #[test]
 fn purge_all_respects_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let keep = Store::open(
-        dir.path(),
-        StoreOptions {
-            expunge_retention_secs: 3600,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let keep = Store::open(dir.path(), StoreOptions { expunge_retention_secs: 3600, ..Default::default() }).unwrap();
     let u = keep.user(&Username::new("u").unwrap()).unwrap();
-    u.append(&MailboxName::inbox(), MSG, Flags::default(), None)
-        .unwrap();
+    u.append(&MailboxName::inbox(), MSG, Flags::default(), None).unwrap();
     let id = u.mailbox(&MailboxName::inbox()).unwrap().unwrap().id;
     u.seen_and_expunge(id, &[], &[1]).unwrap();
     assert_eq!(keep.purge_all(), 0);
-    assert!(
-        u.read_message(&Guid::of(MSG)).is_ok(),
-        "file kept during retention"
-    );
+    assert!(u.read_message(&Guid::of(MSG)).is_ok(), "file kept during retention");
     drop(u);
     drop(keep);
-    let now = Store::open(
-        dir.path(),
-        StoreOptions {
-            expunge_retention_secs: -1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let now = Store::open(dir.path(), StoreOptions { expunge_retention_secs: -1, ..Default::default() }).unwrap();
     assert_eq!(now.purge_all(), 1);
     let u = now.user(&Username::new("u").unwrap()).unwrap();
-    assert!(
-        u.read_message(&Guid::of(MSG)).is_err(),
-        "file removed with its last reference"
-    );
+    assert!(u.read_message(&Guid::of(MSG)).is_err(), "file removed with its last reference");
     assert!(u.expunged().unwrap().is_empty());
 }

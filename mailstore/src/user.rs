@@ -15,12 +15,8 @@ use crate::schema::{CacheRecord, ExpungedRecord, MailboxRecord, MessageRecord, U
 use crate::Error;
 
 /// Special-use folders every new user gets (RFC 6154), besides INBOX.
-pub const DEFAULT_FOLDERS: [(&str, &str); 4] = [
-    ("Drafts", "\\Drafts"),
-    ("Sent", "\\Sent"),
-    ("Trash", "\\Trash"),
-    ("Junk", "\\Junk"),
-];
+pub const DEFAULT_FOLDERS: [(&str, &str); 4] =
+    [("Drafts", "\\Drafts"), ("Sent", "\\Sent"), ("Trash", "\\Trash"), ("Junk", "\\Junk")];
 
 const MAP_SIZE: usize = 8 << 30;
 
@@ -45,9 +41,7 @@ pub struct UserStore {
 
 impl std::fmt::Debug for UserStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserStore")
-            .field("user", &self.user)
-            .finish()
+        f.debug_struct("UserStore").field("user", &self.user).finish()
     }
 }
 
@@ -56,11 +50,7 @@ impl UserStore {
     ///
     /// # Errors
     /// I/O or LMDB errors; they concern this user only.
-    pub(crate) fn open(
-        user: Username,
-        meta_dir: &Path,
-        mail_dir: &Path,
-    ) -> Result<Arc<Self>, Error> {
+    pub(crate) fn open(user: Username, meta_dir: &Path, mail_dir: &Path) -> Result<Arc<Self>, Error> {
         std::fs::create_dir_all(meta_dir)?;
         std::fs::create_dir_all(mail_dir)?;
         let mut opts = EnvOpenOptions::new();
@@ -86,14 +76,7 @@ impl UserStore {
         };
         let fresh = store.meta.get(&wtxn, "meta")?.is_none();
         if fresh {
-            store.meta.put(
-                &mut wtxn,
-                "meta",
-                &UserMeta {
-                    next_mailbox_id: 1,
-                    ..Default::default()
-                },
-            )?;
+            store.meta.put(&mut wtxn, "meta", &UserMeta { next_mailbox_id: 1, ..Default::default() })?;
             store.create_in(&mut wtxn, &MailboxName::inbox(), None)?;
             store.subs.put(&mut wtxn, "INBOX", &())?;
             for (name, use_) in DEFAULT_FOLDERS {
@@ -124,10 +107,7 @@ impl UserStore {
     }
 
     /// Runs `f` in one write transaction, commits (durably) and notifies watchers.
-    pub(crate) fn write<T>(
-        &self,
-        f: impl FnOnce(&mut RwTxn<'_>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut RwTxn<'_>) -> Result<T, Error>) -> Result<T, Error> {
         let mut wtxn = self.env.write_txn()?;
         let out = f(&mut wtxn)?;
         wtxn.commit()?;
@@ -136,9 +116,7 @@ impl UserStore {
     }
 
     pub(crate) fn get_meta(&self, txn: &RoTxn<'_>) -> Result<UserMeta, Error> {
-        self.meta
-            .get(txn, "meta")?
-            .ok_or_else(|| Error::Corrupt("user meta record missing".into()))
+        self.meta.get(txn, "meta")?.ok_or_else(|| Error::Corrupt("user meta record missing".into()))
     }
 
     /// Looks a mailbox up by name.
@@ -150,11 +128,7 @@ impl UserStore {
         self.mailbox_in(&txn, name)
     }
 
-    pub(crate) fn mailbox_in(
-        &self,
-        txn: &RoTxn<'_>,
-        name: &MailboxName,
-    ) -> Result<Option<MailboxRecord>, Error> {
+    pub(crate) fn mailbox_in(&self, txn: &RoTxn<'_>, name: &MailboxName) -> Result<Option<MailboxRecord>, Error> {
         match self.names.get(txn, name.as_str())? {
             Some(id) => Ok(self.mboxes.get(txn, &id)?),
             None => Ok(None),
@@ -168,11 +142,7 @@ impl UserStore {
         Ok(self.mboxes.get(&txn, &id)?)
     }
 
-    pub(crate) fn existing(
-        &self,
-        txn: &RoTxn<'_>,
-        name: &MailboxName,
-    ) -> Result<MailboxRecord, Error> {
+    pub(crate) fn existing(&self, txn: &RoTxn<'_>, name: &MailboxName) -> Result<MailboxRecord, Error> {
         match self.mailbox_in(txn, name)? {
             Some(m) if !m.noselect => Ok(m),
             _ => Err(Error::NoSuchMailbox(name.to_string())),
@@ -252,19 +222,11 @@ impl UserStore {
     ///
     /// # Errors
     /// [`Error::MailboxExists`], LMDB errors.
-    pub fn create_mailbox(
-        &self,
-        name: &MailboxName,
-        special_use: Option<String>,
-    ) -> Result<MailboxRecord, Error> {
+    pub fn create_mailbox(&self, name: &MailboxName, special_use: Option<String>) -> Result<MailboxRecord, Error> {
         self.write(|txn| self.create_in(txn, name, special_use))
     }
 
-    fn children_in(
-        &self,
-        txn: &RoTxn<'_>,
-        name: &MailboxName,
-    ) -> Result<Vec<MailboxRecord>, Error> {
+    fn children_in(&self, txn: &RoTxn<'_>, name: &MailboxName) -> Result<Vec<MailboxRecord>, Error> {
         let prefix = format!("{}{}", name.as_str(), crate::names::SEPARATOR);
         let mut out = Vec::new();
         for item in self.names.prefix_iter(txn, &prefix)? {
@@ -287,9 +249,7 @@ impl UserStore {
             return Err(Error::NotAllowed("INBOX cannot be deleted".into()));
         }
         self.write(|txn| {
-            let mut m = self
-                .mailbox_in(txn, name)?
-                .ok_or_else(|| Error::NoSuchMailbox(name.to_string()))?;
+            let mut m = self.mailbox_in(txn, name)?.ok_or_else(|| Error::NoSuchMailbox(name.to_string()))?;
             let has_children = !self.children_in(txn, name)?.is_empty();
             if m.noselect && has_children {
                 return Err(Error::NotAllowed(format!(
@@ -317,14 +277,10 @@ impl UserStore {
     /// mailbox into its own subtree.
     pub fn rename_mailbox(&self, from: &MailboxName, to: &MailboxName) -> Result<(), Error> {
         if to.is_child_of(from) || to == from {
-            return Err(Error::NotAllowed(
-                "cannot rename a mailbox into itself".into(),
-            ));
+            return Err(Error::NotAllowed("cannot rename a mailbox into itself".into()));
         }
         self.write(|txn| {
-            let src = self
-                .mailbox_in(txn, from)?
-                .ok_or_else(|| Error::NoSuchMailbox(from.to_string()))?;
+            let src = self.mailbox_in(txn, from)?.ok_or_else(|| Error::NoSuchMailbox(from.to_string()))?;
             if let Some(dst) = self.mailbox_in(txn, to)? {
                 if !dst.noselect || to.is_inbox() {
                     return Err(Error::MailboxExists(to.to_string()));

@@ -24,12 +24,7 @@ const MISSING_MAILBOX: &str = "MISSING_MAILBOX";
 /// One member of an envelope address list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Item {
-    Mailbox {
-        name: Option<String>,
-        adl: Option<String>,
-        mailbox: String,
-        host: String,
-    },
+    Mailbox { name: Option<String>, adl: Option<String>, mailbox: String, host: String },
     GroupStart(String),
     GroupEnd,
 }
@@ -69,11 +64,7 @@ fn tokenize(v: &[u8]) -> Vec<Token> {
             }
             b'(' => {
                 let (text, next) = comment(v, i + 1);
-                out.push(Token {
-                    kind: Kind::Comment,
-                    text,
-                    ws_before: ws,
-                });
+                out.push(Token { kind: Kind::Comment, text, ws_before: ws });
                 ws = true;
                 i = next;
                 continue;
@@ -88,31 +79,16 @@ fn tokenize(v: &[u8]) -> Vec<Token> {
                     text.push(v[i]);
                     i += 1;
                 }
-                out.push(Token {
-                    kind: Kind::Word,
-                    text,
-                    ws_before: ws,
-                });
+                out.push(Token { kind: Kind::Word, text, ws_before: ws });
                 i += 1;
             }
             b'[' => {
-                let end = v[i..]
-                    .iter()
-                    .position(|&b| b == b']')
-                    .map_or(v.len(), |p| i + p + 1);
-                out.push(Token {
-                    kind: Kind::DomainLiteral,
-                    text: v[i..end].to_vec(),
-                    ws_before: ws,
-                });
+                let end = v[i..].iter().position(|&b| b == b']').map_or(v.len(), |p| i + p + 1);
+                out.push(Token { kind: Kind::DomainLiteral, text: v[i..end].to_vec(), ws_before: ws });
                 i = end;
             }
             b'<' | b'>' | b'@' | b',' | b';' | b':' | b'.' => {
-                out.push(Token {
-                    kind: Kind::Special(c),
-                    text: vec![c],
-                    ws_before: ws,
-                });
+                out.push(Token { kind: Kind::Special(c), text: vec![c], ws_before: ws });
                 i += 1;
             }
             _ => {
@@ -122,11 +98,7 @@ fn tokenize(v: &[u8]) -> Vec<Token> {
                 while i < v.len() && !b" \t\r\n()\"[<>@,;:.".contains(&v[i]) {
                     i += 1;
                 }
-                out.push(Token {
-                    kind: Kind::Word,
-                    text: v[start..i].to_vec(),
-                    ws_before: ws,
-                });
+                out.push(Token { kind: Kind::Word, text: v[start..i].to_vec(), ws_before: ws });
             }
         }
         ws = false;
@@ -178,11 +150,8 @@ fn join(tokens: &[Token]) -> String {
 /// Joins tokens of an addr-spec part with no spaces (`john . doe` is
 /// `john.doe`, RFC 5322 section 3.4.1 allows CFWS around the dots).
 fn join_tight(tokens: &[Token]) -> String {
-    let bytes: Vec<u8> = tokens
-        .iter()
-        .filter(|t| t.kind != Kind::Comment)
-        .flat_map(|t| t.text.iter().copied())
-        .collect();
+    let bytes: Vec<u8> =
+        tokens.iter().filter(|t| t.kind != Kind::Comment).flat_map(|t| t.text.iter().copied()).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -204,9 +173,7 @@ impl Element {
             .filter(|c| !c.is_empty());
         let (name, adl, spec) = match self.angle {
             Some(angle) => {
-                let name = Some(join(&self.phrase))
-                    .filter(|n| !n.is_empty())
-                    .or(comment);
+                let name = Some(join(&self.phrase)).filter(|n| !n.is_empty()).or(comment);
                 let (adl, spec) = route(angle);
                 (name, adl, spec)
             }
@@ -316,19 +283,9 @@ pub fn mailboxes(raw: &[u8], field: &str) -> Vec<Mailbox> {
     let mut out = Vec::new();
     for f in header::fields(block, 0).iter().filter(|f| f.is(field)) {
         for item in parse(f.value) {
-            if let Item::Mailbox {
-                name,
-                mailbox,
-                host,
-                ..
-            } = item
-            {
+            if let Item::Mailbox { name, mailbox, host, .. } = item {
                 let name = name.map(|n| text::decode_2047(n.as_bytes()));
-                out.push(Mailbox {
-                    name,
-                    mailbox,
-                    host,
-                });
+                out.push(Mailbox { name, mailbox, host });
             }
         }
     }
@@ -343,17 +300,9 @@ pub(crate) fn render(items: &[Item]) -> String {
     let mut out = String::from("(");
     for item in items {
         let (name, adl, mailbox, host) = match item {
-            Item::Mailbox {
-                name,
-                adl,
-                mailbox,
-                host,
-            } => (
-                name.as_deref(),
-                adl.as_deref(),
-                Some(mailbox.as_str()),
-                Some(host.as_str()),
-            ),
+            Item::Mailbox { name, adl, mailbox, host } => {
+                (name.as_deref(), adl.as_deref(), Some(mailbox.as_str()), Some(host.as_str()))
+            }
             Item::GroupStart(group) => (None, None, Some(group.as_str()), None),
             Item::GroupEnd => (None, None, None, None),
         };
@@ -381,23 +330,14 @@ mod tests {
 
     #[test]
     fn mailbox_lists() {
-        assert_eq!(
-            r("Terry Gray <gray@cac.washington.edu>"),
-            r#"(("Terry Gray" NIL "gray" "cac.washington.edu"))"#
-        );
+        assert_eq!(r("Terry Gray <gray@cac.washington.edu>"), r#"(("Terry Gray" NIL "gray" "cac.washington.edu"))"#);
         assert_eq!(
             r(r#""Doe, John" <j@x.org>, plain@y.net (Plain Name)"#),
             r#"(("Doe, John" NIL "j" "x.org")("Plain Name" NIL "plain" "y.net"))"#
         );
-        assert_eq!(
-            r("=?utf-8?q?J=C3=B6rg?= <j@x>"),
-            r#"(("=?utf-8?q?J=C3=B6rg?=" NIL "j" "x"))"#
-        );
+        assert_eq!(r("=?utf-8?q?J=C3=B6rg?= <j@x>"), r#"(("=?utf-8?q?J=C3=B6rg?=" NIL "j" "x"))"#);
         assert_eq!(r("<@a,@b:u@h>"), r#"((NIL "@a,@b" "u" "h"))"#);
-        assert_eq!(
-            r("John Q. Public <u@[1.2.3.4]>"),
-            r#"(("John Q. Public" NIL "u" "[1.2.3.4]"))"#
-        );
+        assert_eq!(r("John Q. Public <u@[1.2.3.4]>"), r#"(("John Q. Public" NIL "u" "[1.2.3.4]"))"#);
         assert_eq!(r("nobody"), r#"((NIL NIL "nobody" "MISSING_DOMAIN"))"#);
         assert_eq!(r("<>"), r#"((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN"))"#);
         assert_eq!(r(""), "NIL");
@@ -412,24 +352,15 @@ mod tests {
         let from = mailboxes(raw, "from");
         assert_eq!(from.len(), 1);
         assert_eq!(from[0].name.as_deref(), Some("J\u{f6}rg"));
-        assert_eq!(
-            (from[0].mailbox.as_str(), from[0].host.as_str()),
-            ("JOERG", "x.de")
-        );
-        let to: Vec<_> = mailboxes(raw, "TO")
-            .into_iter()
-            .map(|m| m.mailbox)
-            .collect();
+        assert_eq!((from[0].mailbox.as_str(), from[0].host.as_str()), ("JOERG", "x.de"));
+        let to: Vec<_> = mailboxes(raw, "TO").into_iter().map(|m| m.mailbox).collect();
         assert_eq!(to, ["a", "c"]);
         assert!(mailboxes(raw, "cc").is_empty());
     }
 
     #[test]
     fn groups() {
-        assert_eq!(
-            r("undisclosed-recipients:;"),
-            r#"((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))"#
-        );
+        assert_eq!(r("undisclosed-recipients:;"), r#"((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))"#);
         assert_eq!(
             r("A Group: a@x, B <b@y>; c@z"),
             concat!(
@@ -437,9 +368,6 @@ mod tests {
                 r#"(NIL NIL NIL NIL)(NIL NIL "c" "z"))"#
             )
         );
-        assert_eq!(
-            r("open: a@x"),
-            r#"((NIL NIL "open" NIL)(NIL NIL "a" "x")(NIL NIL NIL NIL))"#
-        );
+        assert_eq!(r("open: a@x"), r#"((NIL NIL "open" NIL)(NIL NIL "a" "x")(NIL NIL NIL NIL))"#);
     }
 }

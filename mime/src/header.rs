@@ -137,10 +137,7 @@ pub(crate) struct Params {
 #[cfg(test)]
 impl Params {
     pub fn get(&self, attr: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(a, _)| a.eq_ignore_ascii_case(attr))
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(a, _)| a.eq_ignore_ascii_case(attr)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -240,9 +237,7 @@ pub(crate) fn unquote(s: &str) -> String {
 
 /// RFC 2045 `token`: 1*<any (US-ASCII) CHAR except SPACE, CTLs, or tspecials>.
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b > 0x20 && b < 0x7f && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b > 0x20 && b < 0x7f && !b"()<>@,;:\\\"/[]?=".contains(&b))
 }
 
 #[cfg(test)]

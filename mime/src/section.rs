@@ -104,18 +104,14 @@ pub fn section<'a>(raw: &'a [u8], section: &Section) -> Cow<'a, [u8]> {
         (SectionText::Full, Node::Part(e)) => Cow::Borrowed(e.body(raw)),
         (SectionText::Mime, Node::Part(e)) => Cow::Borrowed(e.header(raw)),
         (SectionText::Mime, Node::Message(_)) => Cow::Borrowed(&[]),
-        (SectionText::Header, _) => {
-            message.map_or(Cow::Borrowed(&[]), |m| Cow::Borrowed(m.header(raw)))
+        (SectionText::Header, _) => message.map_or(Cow::Borrowed(&[]), |m| Cow::Borrowed(m.header(raw))),
+        (SectionText::Text, _) => message.map_or(Cow::Borrowed(&[]), |m| Cow::Borrowed(m.body(raw))),
+        (SectionText::HeaderFields(names), _) => {
+            message.map_or(Cow::Borrowed(&[]), |m| Cow::Owned(header_fields(raw, m, names, true)))
         }
-        (SectionText::Text, _) => {
-            message.map_or(Cow::Borrowed(&[]), |m| Cow::Borrowed(m.body(raw)))
+        (SectionText::HeaderFieldsNot(names), _) => {
+            message.map_or(Cow::Borrowed(&[]), |m| Cow::Owned(header_fields(raw, m, names, false)))
         }
-        (SectionText::HeaderFields(names), _) => message.map_or(Cow::Borrowed(&[]), |m| {
-            Cow::Owned(header_fields(raw, m, names, true))
-        }),
-        (SectionText::HeaderFieldsNot(names), _) => message.map_or(Cow::Borrowed(&[]), |m| {
-            Cow::Owned(header_fields(raw, m, names, false))
-        }),
     }
 }
 

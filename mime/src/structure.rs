@@ -25,18 +25,9 @@ const EMPTY_PART: &str = r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT
 /// ```
 pub(crate) fn envelope(raw: &[u8], e: &Entity) -> String {
     let fields = e.fields(raw);
-    let text = |name: &str| {
-        imap_nstring(
-            header::first(&fields, name)
-                .map(header::unfold_str)
-                .as_deref(),
-        )
-    };
-    let addrs = |name: &str| -> Vec<address::Item> {
-        header::first(&fields, name)
-            .map(address::parse)
-            .unwrap_or_default()
-    };
+    let text = |name: &str| imap_nstring(header::first(&fields, name).map(header::unfold_str).as_deref());
+    let addrs =
+        |name: &str| -> Vec<address::Item> { header::first(&fields, name).map(address::parse).unwrap_or_default() };
     let from = addrs("From");
     // "If the Sender or Reply-To lines are absent in the [RFC-2822] header,
     // or are present but empty, the server sets the corresponding member of
@@ -151,22 +142,10 @@ fn write_ext_tail(fields: &[Field<'_>], out: &mut String) {
 /// charset, as Dovecot and the RFC 3501 examples show.
 fn params(params: &[(String, String)], is_text: bool) -> String {
     if params.is_empty() {
-        return if is_text {
-            r#"("CHARSET" "US-ASCII")"#.to_owned()
-        } else {
-            "NIL".to_owned()
-        };
+        return if is_text { r#"("CHARSET" "US-ASCII")"#.to_owned() } else { "NIL".to_owned() };
     }
-    let items: Vec<String> = params
-        .iter()
-        .map(|(a, v)| {
-            format!(
-                "{} {}",
-                imap_string(&a.to_ascii_uppercase()),
-                imap_string(v)
-            )
-        })
-        .collect();
+    let items: Vec<String> =
+        params.iter().map(|(a, v)| format!("{} {}", imap_string(&a.to_ascii_uppercase()), imap_string(v))).collect();
     format!("({})", items.join(" "))
 }
 
@@ -180,11 +159,7 @@ fn disposition(fields: &[Field<'_>]) -> String {
     if p.value.is_empty() {
         return "NIL".to_owned();
     }
-    format!(
-        "({} {})",
-        imap_string(&p.value.to_ascii_uppercase()),
-        params(&p.params, false)
-    )
+    format!("({} {})", imap_string(&p.value.to_ascii_uppercase()), params(&p.params, false))
 }
 
 /// `body-fld-lang = nstring / "(" string *(SP string) ")"` from the
@@ -194,12 +169,7 @@ fn language(fields: &[Field<'_>]) -> String {
         return "NIL".to_owned();
     };
     let value = header::parse_params(raw).value;
-    let tags: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(imap_string)
-        .collect();
+    let tags: Vec<String> = value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(imap_string).collect();
     match tags.len() {
         0 => "NIL".to_owned(),
         1 => tags[0].clone(),

@@ -20,11 +20,7 @@ use crate::tree::{self, Entity, Kind};
 /// Never, whatever the input.
 pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
     let block = &raw[..header::header_len(raw)];
-    header::fields(block, 0)
-        .iter()
-        .filter(|f| f.is(name))
-        .map(|f| decode_2047(f.value))
-        .collect()
+    header::fields(block, 0).iter().filter(|f| f.is(name)).map(|f| decode_2047(f.value)).collect()
 }
 
 /// All top-level header fields as `Name: decoded value` lines (for SEARCH
@@ -65,17 +61,13 @@ fn collect_text(raw: &[u8], e: &Entity, out: &mut String) {
         Kind::Message(inner) => collect_text(raw, inner, out),
         Kind::Leaf if e.ct.ty.eq_ignore_ascii_case("text") => {
             let fields = e.fields(raw);
-            let encoding = header::first(&fields, "Content-Transfer-Encoding")
-                .map(header::unfold_str)
-                .unwrap_or_default();
+            let encoding =
+                header::first(&fields, "Content-Transfer-Encoding").map(header::unfold_str).unwrap_or_default();
             let bytes = decode_transfer(e.body(raw), &encoding);
             if !out.is_empty() && !out.ends_with('\n') {
                 out.push('\n');
             }
-            out.push_str(&decode_charset(
-                &bytes,
-                e.ct.param("charset").unwrap_or("us-ascii"),
-            ));
+            out.push_str(&decode_charset(&bytes, e.ct.param("charset").unwrap_or("us-ascii")));
         }
         Kind::Leaf => {}
     }
@@ -85,11 +77,8 @@ fn collect_text(raw: &[u8], e: &Entity, out: &mut String) {
 /// encodings and 7bit/8bit/binary are passed through.
 pub(crate) fn decode_transfer(body: &[u8], encoding: &str) -> Vec<u8> {
     if encoding.eq_ignore_ascii_case("base64") {
-        let clean: Vec<u8> = body
-            .iter()
-            .copied()
-            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
-            .collect();
+        let clean: Vec<u8> =
+            body.iter().copied().filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')).collect();
         // Padding is dropped above and decoded implicitly: the decoder flushes
         // a partial quantum at '='.
         let mut padded = clean;
@@ -148,9 +137,7 @@ fn decode_qp(body: &[u8]) -> Vec<u8> {
 /// UTF-8 with replacement characters.
 pub(crate) fn decode_charset(bytes: &[u8], charset: &str) -> String {
     let cs = charset.trim();
-    let is_utf8ish = ["us-ascii", "utf-8", "utf8", "ascii", ""]
-        .iter()
-        .any(|c| cs.eq_ignore_ascii_case(c));
+    let is_utf8ish = ["us-ascii", "utf-8", "utf8", "ascii", ""].iter().any(|c| cs.eq_ignore_ascii_case(c));
     if !is_utf8ish {
         if let Some(decode) = charset_decoder(cs.as_bytes()) {
             return decode(bytes);

@@ -25,16 +25,8 @@ pub(crate) struct ContentType {
 
 impl ContentType {
     fn default_for(digest: bool) -> Self {
-        let (ty, subtype) = if digest {
-            ("message", "rfc822")
-        } else {
-            ("text", "plain")
-        };
-        ContentType {
-            ty: ty.into(),
-            subtype: subtype.into(),
-            params: Vec::new(),
-        }
+        let (ty, subtype) = if digest { ("message", "rfc822") } else { ("text", "plain") };
+        ContentType { ty: ty.into(), subtype: subtype.into(), params: Vec::new() }
     }
 
     pub fn is(&self, ty: &str, subtype: &str) -> bool {
@@ -42,10 +34,7 @@ impl ContentType {
     }
 
     pub fn param(&self, attr: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(a, _)| a.eq_ignore_ascii_case(attr))
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(a, _)| a.eq_ignore_ascii_case(attr)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -91,14 +80,7 @@ pub(crate) fn parse(raw: &[u8]) -> Entity {
     parse_entity(raw, 0, raw.len(), false, 0, &mut budget)
 }
 
-fn parse_entity(
-    raw: &[u8],
-    start: usize,
-    end: usize,
-    in_digest: bool,
-    depth: usize,
-    budget: &mut usize,
-) -> Entity {
+fn parse_entity(raw: &[u8], start: usize, end: usize, in_digest: bool, depth: usize, budget: &mut usize) -> Entity {
     let body_start = start + header::header_len(&raw[start..end]);
     let fields = header::fields(&raw[start..body_start], start);
     let mut ct = header::first(&fields, "Content-Type")
@@ -138,13 +120,7 @@ fn parse_entity(
             kind = Kind::Message(Box::new(inner));
         }
     }
-    Entity {
-        start,
-        body_start,
-        end,
-        ct,
-        kind,
-    }
+    Entity { start, body_start, end, ct, kind }
 }
 
 /// Parses a Content-Type value; `None` if it is not `token "/" token`.
@@ -155,11 +131,7 @@ fn content_type(value: &[u8]) -> Option<ContentType> {
     if !header::is_token(ty) || !header::is_token(subtype) {
         return None;
     }
-    Some(ContentType {
-        ty: ty.to_owned(),
-        subtype: subtype.to_owned(),
-        params,
-    })
+    Some(ContentType { ty: ty.to_owned(), subtype: subtype.to_owned(), params })
 }
 
 enum Delimiter {
@@ -233,10 +205,7 @@ mod tests {
         let raw = b"pre\r\n--b\r\n\r\none\r\n--b\r\n\r\n--bx\r\n--b  \r\nX: y\r\n\r\nthree\r\n--b--\r\nepi";
         let parts = split_multipart(raw, 0, raw.len(), b"b");
         let got: Vec<&[u8]> = parts.iter().map(|&(s, e)| &raw[s..e]).collect();
-        assert_eq!(
-            got,
-            vec![&b"\r\none"[..], b"\r\n--bx", b"X: y\r\n\r\nthree"]
-        );
+        assert_eq!(got, vec![&b"\r\none"[..], b"\r\n--bx", b"X: y\r\n\r\nthree"]);
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! sections. A non-PEEK body fetch sets `\Seen` and reports the new FLAGS.
 
 use imap_codec::imap_types::core::AString;
-use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
-};
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
 use imap_codec::imap_types::sequence::SequenceSet;
 use mailscale_mime::{Section as MimeSection, SectionText};
 use mailstore::{flag, Flags, StoreMode, UserStore};
@@ -19,25 +17,18 @@ use crate::net::Conn;
 const BATCH: usize = 256;
 
 fn part_nums(p: &Option<Part>) -> Vec<u32> {
-    p.as_ref()
-        .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
-        .unwrap_or_default()
+    p.as_ref().map(|p| p.0.as_ref().iter().map(|n| n.get()).collect()).unwrap_or_default()
 }
 
 fn field_names(v: &[AString<'_>]) -> Vec<String> {
-    v.iter()
-        .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
-        .collect()
+    v.iter().map(|a| String::from_utf8_lossy(a.as_ref()).into_owned()).collect()
 }
 
 fn field_list(v: &[String]) -> String {
     let items: Vec<String> = v
         .iter()
         .map(|s| {
-            if !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
-            {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b)) {
                 s.clone()
             } else {
                 mailscale_mime::imap_string(s)
@@ -49,12 +40,7 @@ fn field_list(v: &[String]) -> String {
 
 /// The mime crate's section and its name as echoed in the response (`1.2.HEADER.FIELDS (A B)`).
 fn convert(section: &Option<Section<'_>>) -> (MimeSection, String) {
-    let dotted = |nums: &[u32]| {
-        nums.iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(".")
-    };
+    let dotted = |nums: &[u32]| nums.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(".");
     let with_prefix = |nums: &[u32], s: &str| {
         if nums.is_empty() {
             s.to_string()
@@ -63,76 +49,34 @@ fn convert(section: &Option<Section<'_>>) -> (MimeSection, String) {
         }
     };
     match section {
-        None => (
-            MimeSection {
-                part: vec![],
-                text: SectionText::Full,
-            },
-            String::new(),
-        ),
+        None => (MimeSection { part: vec![], text: SectionText::Full }, String::new()),
         Some(Section::Part(p)) => {
             let nums = part_nums(&Some(p.clone()));
-            (
-                MimeSection {
-                    part: nums.clone(),
-                    text: SectionText::Full,
-                },
-                dotted(&nums),
-            )
+            (MimeSection { part: nums.clone(), text: SectionText::Full }, dotted(&nums))
         }
         Some(Section::Header(p)) => {
             let nums = part_nums(p);
-            (
-                MimeSection {
-                    part: nums.clone(),
-                    text: SectionText::Header,
-                },
-                with_prefix(&nums, "HEADER"),
-            )
+            (MimeSection { part: nums.clone(), text: SectionText::Header }, with_prefix(&nums, "HEADER"))
         }
         Some(Section::HeaderFields(p, f)) => {
             let nums = part_nums(p);
             let names = field_names(f.as_ref());
             let label = with_prefix(&nums, &format!("HEADER.FIELDS {}", field_list(&names)));
-            (
-                MimeSection {
-                    part: nums,
-                    text: SectionText::HeaderFields(names),
-                },
-                label,
-            )
+            (MimeSection { part: nums, text: SectionText::HeaderFields(names) }, label)
         }
         Some(Section::HeaderFieldsNot(p, f)) => {
             let nums = part_nums(p);
             let names = field_names(f.as_ref());
             let label = with_prefix(&nums, &format!("HEADER.FIELDS.NOT {}", field_list(&names)));
-            (
-                MimeSection {
-                    part: nums,
-                    text: SectionText::HeaderFieldsNot(names),
-                },
-                label,
-            )
+            (MimeSection { part: nums, text: SectionText::HeaderFieldsNot(names) }, label)
         }
         Some(Section::Text(p)) => {
             let nums = part_nums(p);
-            (
-                MimeSection {
-                    part: nums.clone(),
-                    text: SectionText::Text,
-                },
-                with_prefix(&nums, "TEXT"),
-            )
+            (MimeSection { part: nums.clone(), text: SectionText::Text }, with_prefix(&nums, "TEXT"))
         }
         Some(Section::Mime(p)) => {
             let nums = part_nums(&Some(p.clone()));
-            (
-                MimeSection {
-                    part: nums.clone(),
-                    text: SectionText::Mime,
-                },
-                with_prefix(&nums, "MIME"),
-            )
+            (MimeSection { part: nums.clone(), text: SectionText::Mime }, with_prefix(&nums, "MIME"))
         }
     }
 }
@@ -161,17 +105,12 @@ struct Needs {
 }
 
 fn needs(items: &[MessageDataItemName<'_>]) -> Needs {
-    let mut n = Needs {
-        cache: false,
-        raw: false,
-        set_seen: false,
-        flags: false,
-    };
+    let mut n = Needs { cache: false, raw: false, set_seen: false, flags: false };
     for i in items {
         match i {
-            MessageDataItemName::Envelope
-            | MessageDataItemName::BodyStructure
-            | MessageDataItemName::Body => n.cache = true,
+            MessageDataItemName::Envelope | MessageDataItemName::BodyStructure | MessageDataItemName::Body => {
+                n.cache = true
+            }
             MessageDataItemName::BodyExt { peek, .. } => {
                 n.raw = true;
                 n.set_seen |= !peek;
@@ -201,18 +140,11 @@ pub async fn fetch(
     conn: &mut Conn,
 ) -> Result<(), Refusal> {
     let items: Vec<MessageDataItemName<'static>> = match items {
-        MacroOrMessageDataItemNames::Macro(m) => m
-            .expand()
-            .into_iter()
-            .map(|i| i.into_static_item())
-            .collect(),
+        MacroOrMessageDataItemNames::Macro(m) => m.expand().into_iter().map(|i| i.into_static_item()).collect(),
         MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
     };
     for i in &items {
-        if matches!(
-            i,
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-        ) {
+        if matches!(i, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }) {
             return Err(Refusal::bad("BINARY is not supported by this server"));
         }
     }
@@ -231,13 +163,8 @@ pub async fn fetch(
                 .map(|(u, _)| *u)
                 .collect();
             if !unseen.is_empty() {
-                let seen = Flags {
-                    system: flag::SEEN,
-                    keywords: vec![],
-                };
-                let stored = crate::blocking(|| {
-                    user.store_flags(view.id, &unseen, StoreMode::Add, &seen, None)
-                })?;
+                let seen = Flags { system: flag::SEEN, keywords: vec![] };
+                let stored = crate::blocking(|| user.store_flags(view.id, &unseen, StoreMode::Add, &seen, None))?;
                 for (u, rec) in stored.changed {
                     if let Some(pos) = uids.iter().position(|x| *x == u) {
                         recs[pos].0 = Some(rec);
@@ -251,11 +178,7 @@ pub async fn fetch(
             if seen_changed.contains(&uid) {
                 view.msgs[i].1 = rec.modseq;
             }
-            let raw = if need.raw {
-                Some(crate::blocking(|| user.read_message(&rec.guid))?)
-            } else {
-                None
-            };
+            let raw = if need.raw { Some(crate::blocking(|| user.read_message(&rec.guid))?) } else { None };
             let mut out: Vec<u8> = format!("* {} FETCH (", i + 1).into_bytes();
             let mut first = true;
             let mut sep = |out: &mut Vec<u8>| {
@@ -271,58 +194,34 @@ pub async fn fetch(
             let flags_item = need.flags || seen_changed.contains(&uid);
             if flags_item && !need.flags {
                 sep(&mut out);
-                out.extend_from_slice(
-                    format!("FLAGS {}", resp::flag_list(&rec.flags, view.is_recent(uid)))
-                        .as_bytes(),
-                );
+                out.extend_from_slice(format!("FLAGS {}", resp::flag_list(&rec.flags, view.is_recent(uid))).as_bytes());
             }
             for item in &items {
                 sep(&mut out);
                 match item {
-                    MessageDataItemName::Uid => {
-                        out.extend_from_slice(format!("UID {uid}").as_bytes())
-                    }
+                    MessageDataItemName::Uid => out.extend_from_slice(format!("UID {uid}").as_bytes()),
                     MessageDataItemName::Flags => out.extend_from_slice(
-                        format!("FLAGS {}", resp::flag_list(&rec.flags, view.is_recent(uid)))
-                            .as_bytes(),
+                        format!("FLAGS {}", resp::flag_list(&rec.flags, view.is_recent(uid))).as_bytes(),
                     ),
                     MessageDataItemName::InternalDate => out.extend_from_slice(
-                        format!(
-                            "INTERNALDATE {}",
-                            resp::internaldate(rec.internaldate, rec.tz_minutes)
-                        )
-                        .as_bytes(),
+                        format!("INTERNALDATE {}", resp::internaldate(rec.internaldate, rec.tz_minutes)).as_bytes(),
                     ),
                     MessageDataItemName::Rfc822Size => {
                         out.extend_from_slice(format!("RFC822.SIZE {}", rec.size).as_bytes())
                     }
                     MessageDataItemName::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
-                        out.extend_from_slice(
-                            cache
-                                .as_ref()
-                                .map_or("NIL", |c| c.envelope.as_str())
-                                .as_bytes(),
-                        );
+                        out.extend_from_slice(cache.as_ref().map_or("NIL", |c| c.envelope.as_str()).as_bytes());
                     }
                     MessageDataItemName::BodyStructure => {
                         out.extend_from_slice(b"BODYSTRUCTURE ");
-                        out.extend_from_slice(
-                            cache
-                                .as_ref()
-                                .map_or("NIL", |c| c.bodystructure.as_str())
-                                .as_bytes(),
-                        );
+                        out.extend_from_slice(cache.as_ref().map_or("NIL", |c| c.bodystructure.as_str()).as_bytes());
                     }
                     MessageDataItemName::Body => {
                         out.extend_from_slice(b"BODY ");
-                        out.extend_from_slice(
-                            cache.as_ref().map_or("NIL", |c| c.body.as_str()).as_bytes(),
-                        );
+                        out.extend_from_slice(cache.as_ref().map_or("NIL", |c| c.body.as_str()).as_bytes());
                     }
-                    MessageDataItemName::BodyExt {
-                        section, partial, ..
-                    } => {
+                    MessageDataItemName::BodyExt { section, partial, .. } => {
                         let raw = raw.as_deref().unwrap_or_default();
                         let (sec, label) = convert(section);
                         let data = mailscale_mime::section(raw, &sec);
@@ -336,41 +235,24 @@ pub async fn fetch(
                     }
                     MessageDataItemName::Rfc822Header => {
                         let raw = raw.as_deref().unwrap_or_default();
-                        let data = mailscale_mime::section(
-                            raw,
-                            &MimeSection {
-                                part: vec![],
-                                text: SectionText::Header,
-                            },
-                        );
+                        let data =
+                            mailscale_mime::section(raw, &MimeSection { part: vec![], text: SectionText::Header });
                         out.extend_from_slice(b"RFC822.HEADER ");
                         literal(&mut out, &data);
                     }
                     MessageDataItemName::Rfc822Text => {
                         let raw = raw.as_deref().unwrap_or_default();
-                        let data = mailscale_mime::section(
-                            raw,
-                            &MimeSection {
-                                part: vec![],
-                                text: SectionText::Text,
-                            },
-                        );
+                        let data = mailscale_mime::section(raw, &MimeSection { part: vec![], text: SectionText::Text });
                         out.extend_from_slice(b"RFC822.TEXT ");
                         literal(&mut out, &data);
                     }
-                    other => {
-                        return Err(Refusal::bad(format!(
-                            "FETCH item {other:?} is not supported"
-                        )))
-                    }
+                    other => return Err(Refusal::bad(format!("FETCH item {other:?} is not supported"))),
                 }
             }
             out.extend_from_slice(b")\r\n");
             conn.queue(&out);
         }
-        conn.flush()
-            .await
-            .map_err(|e| Refusal::no(format!("write failed: {e}")))?;
+        conn.flush().await.map_err(|e| Refusal::no(format!("write failed: {e}")))?;
     }
     Ok(())
 }

@@ -28,10 +28,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     }
     // INBOX is case-insensitive (RFC 3501 5.1).
     if let Some(rest) = name.strip_prefix("INBOX") {
-        if pattern.len() >= 5
-            && pattern.is_char_boundary(5)
-            && pattern[..5].eq_ignore_ascii_case("INBOX")
-        {
+        if pattern.len() >= 5 && pattern.is_char_boundary(5) && pattern[..5].eq_ignore_ascii_case("INBOX") {
             let p2: Vec<char> = format!("INBOX{}", &pattern[5..]).chars().collect();
             let n2: Vec<char> = format!("INBOX{rest}").chars().collect();
             return go(&p2, &n2);
@@ -40,21 +37,17 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     false
 }
 
-fn attributes(m: &MailboxRecord, all: &[MailboxRecord]) -> String {
+fn attributes<'a>(m: &'a MailboxRecord, all: &[MailboxRecord]) -> Vec<&'a str> {
     let prefix = format!("{}/", m.name);
     let has_children = all.iter().any(|o| o.name.starts_with(&prefix));
-    let mut attrs = vec![if has_children {
-        "\\HasChildren"
-    } else {
-        "\\HasNoChildren"
-    }];
+    let mut attrs = vec![if has_children { "\\HasChildren" } else { "\\HasNoChildren" }];
     if m.noselect {
         attrs.push("\\Noselect");
     }
     if let Some(u) = &m.special_use {
         attrs.push(u.as_str());
     }
-    attrs.join(" ")
+    attrs
 }
 
 /// Answers LIST (or LSUB when `subscribed`).
@@ -73,10 +66,9 @@ pub fn list(
         Mailbox::Other(o) => super::utf7::decode(o.as_ref()).map_err(Refusal::bad)?,
     };
     let pattern = list_pattern(wildcard)?;
-    let verb = if subscribed { "LSUB" } else { "LIST" };
     if pattern.is_empty() {
         // RFC 3501 6.3.8: the hierarchy delimiter and root name.
-        conn.queue(format!("* {verb} (\\Noselect) \"/\" \"\"\r\n").as_bytes());
+        conn.queue(&resp::list(subscribed, &["\\Noselect"], ""));
         return Ok(());
     }
     let full = if reference.is_empty() || pattern.starts_with('/') {
@@ -92,21 +84,14 @@ pub fn list(
         for s in subs.iter().filter(|s| matches(&full, s)) {
             let attrs = match all.iter().find(|m| &m.name == s) {
                 Some(m) => attributes(m, &all),
-                None => "\\Noselect".to_string(),
+                None => vec!["\\Noselect"],
             };
-            conn.queue(format!("* LSUB ({attrs}) \"/\" {}\r\n", resp::mailbox(s)).as_bytes());
+            conn.queue(&resp::list(true, &attrs, s));
         }
         return Ok(());
     }
     for m in all.iter().filter(|m| matches(&full, &m.name)) {
-        conn.queue(
-            format!(
-                "* LIST ({}) \"/\" {}\r\n",
-                attributes(m, &all),
-                resp::mailbox(&m.name)
-            )
-            .as_bytes(),
-        );
+        conn.queue(&resp::list(false, &attributes(m, &all), &m.name));
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
 use crate::net::Conn;
 use crate::server::Ctx;
+use resp::{Kind, Rc};
 use session::{Next, Session, State};
 
 /// Outcome of waiting for the next complete client message.
@@ -80,9 +81,7 @@ impl Framer {
                         match conn.fill(timeout).await {
                             Ok(0) => return Ok(Input::Closed),
                             Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                                return Ok(Input::TimedOut)
-                            }
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(Input::TimedOut),
                             Err(e) => return Err(e),
                         }
                     }
@@ -90,27 +89,19 @@ impl Framer {
                     self.pending += bytes.len() as u64;
                     self.frag.enqueue_bytes(&bytes);
                 }
-                Some(FragmentInfo::Line {
-                    announcement: Some(LiteralAnnouncement { mode, length }),
-                    ..
-                }) => {
+                Some(FragmentInfo::Line { announcement: Some(LiteralAnnouncement { mode, length }), .. }) => {
                     if u64::from(length) > self.max_literal {
                         let tag = self.frag.decode_tag().map(|t| t.inner().to_string());
                         match (mode, tag) {
                             (LiteralMode::Sync, Some(tag)) => {
-                                conn.send(
-                                    format!(
-                                        "{tag} NO [TOOBIG] Literal of {length} octets exceeds the limit of {} octets\r\n",
-                                        self.max_literal
-                                    )
-                                    .as_bytes(),
-                                )
-                                .await?;
+                                let text = format!(
+                                    "Literal of {length} octets exceeds the limit of {} octets",
+                                    self.max_literal
+                                );
+                                conn.send(&resp::status(Some(&tag), Kind::No, Some(&Rc::TooBig), &text)).await?;
                                 self.frag.skip_message();
                             }
-                            (_, tag) => {
-                                return Ok(Input::TooBig(tag.unwrap_or_else(|| "*".into())))
-                            }
+                            (_, tag) => return Ok(Input::TooBig(tag.unwrap_or_else(|| "*".into()))),
                         }
                     } else {
                         self.allowed = u64::from(length) + self.max_line;
@@ -130,10 +121,7 @@ impl Framer {
 
     /// The tag of the current (undecodable) message, for the BAD answer.
     fn tag(&self) -> String {
-        self.frag
-            .decode_tag()
-            .map(|t| t.inner().to_string())
-            .unwrap_or_else(|| "*".into())
+        self.frag.decode_tag().map(|t| t.inner().to_string()).unwrap_or_else(|| "*".into())
     }
 }
 
@@ -144,37 +132,25 @@ impl Framer {
 pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::Result<()> {
     let mut session = Session::new(ctx.clone(), conn.is_tls());
     let mut framer = Framer::new(&ctx);
-    conn.send(
-        format!(
-            "* OK [CAPABILITY {}] mailstored ready\r\n",
-            session.capabilities()
-        )
-        .as_bytes(),
-    )
-    .await?;
+    let caps = Rc::Capability(session.capabilities());
+    conn.send(&resp::status(None, Kind::Ok, Some(&caps), "mailstored ready")).await?;
     loop {
         match framer.next(&mut conn).await? {
             Input::Closed => return Ok(()),
             Input::TimedOut => {
-                conn.send(b"* BYE Autologout; idle for too long\r\n")
-                    .await
-                    .ok();
+                conn.send(&resp::bye(None, "Autologout; idle for too long")).await.ok();
                 tracing::info!("autologout after idle timeout");
                 return Ok(());
             }
             Input::LineTooLong => {
-                conn.send(b"* BYE [TOOBIG] Command line too long\r\n")
-                    .await
-                    .ok();
+                conn.send(&resp::bye(Some(&Rc::TooBig), "Command line too long")).await.ok();
                 tracing::info!("disconnected: command line over limits.max_line_bytes");
                 return Ok(());
             }
             Input::TooBig(tag) => {
-                let msg = format!(
-                    "{tag} BAD [TOOBIG] Literal exceeds the limit of {} octets\r\n* BYE Too much data\r\n",
-                    framer.max_literal
-                );
-                conn.send(msg.as_bytes()).await.ok();
+                let text = format!("Literal exceeds the limit of {} octets", framer.max_literal);
+                conn.queue(&resp::status(Some(&tag), Kind::Bad, Some(&Rc::TooBig), &text));
+                conn.send(&resp::bye(None, "Too much data")).await.ok();
                 return Ok(());
             }
             Input::Message => {}
@@ -185,7 +161,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                 let tag = framer.tag();
                 let why = describe(&format!("{e:?}"));
                 tracing::debug!(error = why, "unparsable command");
-                conn.send(format!("{tag} BAD Syntax error in command: {why}\r\n").as_bytes())
+                conn.send(&resp::status(Some(&tag), Kind::Bad, None, &format!("Syntax error in command: {why}")))
                     .await?;
                 continue;
             }
@@ -199,10 +175,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
             }
             Next::StartTls => {
                 conn.flush().await?;
-                let acceptor = ctx
-                    .tls
-                    .clone()
-                    .expect("STARTTLS only accepted with TLS configured");
+                let acceptor = ctx.tls.clone().expect("STARTTLS only accepted with TLS configured");
                 conn.starttls(&acceptor).await?;
                 session.tls = true;
                 framer = Framer::new(&ctx);
@@ -213,23 +186,20 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                     Input::Message => {}
                     _ => return Ok(()),
                 }
-                let reply = match framer
-                    .frag
-                    .decode_message(&AuthenticateDataCodec::default())
-                {
+                let reply = match framer.frag.decode_message(&AuthenticateDataCodec::default()) {
                     Ok(AuthenticateData::Continue(data)) => {
                         let data = data.declassify().to_vec();
                         match session.auth_plain(&data, &mut conn).await {
-                            Ok(text) => format!("{tag} OK {text}\r\n"),
-                            Err(r) => format!("{tag} {} {}\r\n", r.kind, r.text),
+                            Ok(done) => done.to_bytes(&tag),
+                            Err(r) => r.to_bytes(&tag),
                         }
                     }
                     Ok(AuthenticateData::Cancel) => {
-                        format!("{tag} BAD Authentication cancelled\r\n")
+                        resp::status(Some(&tag), Kind::Bad, None, "Authentication cancelled")
                     }
-                    Err(_) => format!("{tag} BAD Invalid base64 in AUTHENTICATE response\r\n"),
+                    Err(_) => resp::status(Some(&tag), Kind::Bad, None, "Invalid base64 in AUTHENTICATE response"),
                 };
-                conn.queue(reply.as_bytes());
+                conn.queue(&reply);
             }
             Next::Idle(tag) => {
                 idle(&mut session, &mut framer, &mut conn, &tag).await?;
@@ -241,14 +211,9 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
 
 /// IDLE (RFC 2177): pushes EXISTS/EXPUNGE/FETCH as other sessions and deliveries change the
 /// mailbox, until the client sends DONE.
-async fn idle(
-    session: &mut Session,
-    framer: &mut Framer,
-    conn: &mut Conn,
-    tag: &str,
-) -> io::Result<()> {
+async fn idle(session: &mut Session, framer: &mut Framer, conn: &mut Conn, tag: &str) -> io::Result<()> {
     let Some(user) = session.user().cloned() else {
-        conn.queue(format!("{tag} BAD IDLE needs authentication first\r\n").as_bytes());
+        conn.queue(&resp::status(Some(tag), Kind::Bad, None, "IDLE needs authentication first"));
         return Ok(());
     };
     let mut changes = user.subscribe_changes();
@@ -284,23 +249,18 @@ async fn idle(
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
-                conn.send(b"* BYE Autologout; idle for too long\r\n").await.ok();
+                conn.send(&resp::bye(None, "Autologout; idle for too long")).await.ok();
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "IDLE timeout"));
             }
         }
     }
     match framer.next(conn).await? {
         Input::Message => {}
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "client left during IDLE",
-            ))
-        }
+        _ => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client left during IDLE")),
     }
     match framer.frag.decode_message(&IdleDoneCodec::default()) {
-        Ok(_) => conn.queue(format!("{tag} OK IDLE terminated\r\n").as_bytes()),
-        Err(_) => conn.queue(format!("{tag} BAD Expected DONE to end IDLE\r\n").as_bytes()),
+        Ok(_) => conn.queue(&resp::status(Some(tag), Kind::Ok, None, "IDLE terminated")),
+        Err(_) => conn.queue(&resp::status(Some(tag), Kind::Bad, None, "Expected DONE to end IDLE")),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mailstore::{flag, MessageRecord, UserStore};
 
+use super::resp::Rc;
 use super::selected::View;
 use super::session::Refusal;
 use crate::net::Conn;
@@ -27,11 +28,10 @@ struct Candidate<'a> {
 impl Candidate<'_> {
     fn raw(&mut self) -> &[u8] {
         if self.raw.is_none() {
-            let r =
-                crate::blocking(|| self.user.read_message(&self.rec.guid)).unwrap_or_else(|e| {
-                    tracing::error!(uid = self.uid, error = %e, "search: message file unreadable");
-                    Vec::new()
-                });
+            let r = crate::blocking(|| self.user.read_message(&self.rec.guid)).unwrap_or_else(|e| {
+                tracing::error!(uid = self.uid, error = %e, "search: message file unreadable");
+                Vec::new()
+            });
             self.raw = Some(r);
         }
         self.raw.as_deref().unwrap_or_default()
@@ -58,26 +58,19 @@ impl Candidate<'_> {
         if needle.is_empty() {
             return !values.is_empty();
         }
-        values
-            .iter()
-            .any(|v| mailscale_mime::contains_ci(v, needle))
+        values.iter().any(|v| mailscale_mime::contains_ci(v, needle))
     }
 
     fn internal_day(&self) -> chrono::NaiveDate {
         let off = chrono::FixedOffset::east_opt(i32::from(self.rec.tz_minutes) * 60)
             .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero"));
-        chrono::DateTime::from_timestamp(self.rec.internaldate, 0)
-            .unwrap_or_default()
-            .with_timezone(&off)
-            .date_naive()
+        chrono::DateTime::from_timestamp(self.rec.internaldate, 0).unwrap_or_default().with_timezone(&off).date_naive()
     }
 
     fn sent_day(&mut self) -> chrono::NaiveDate {
         let sent = mailscale_mime::analyze(self.raw()).sent_date;
         match sent {
-            Some(ts) => chrono::DateTime::from_timestamp(ts, 0)
-                .unwrap_or_default()
-                .date_naive(),
+            Some(ts) => chrono::DateTime::from_timestamp(ts, 0).unwrap_or_default().date_naive(),
             None => self.internal_day(),
         }
     }
@@ -150,8 +143,7 @@ fn eval(key: &SearchKey<'_>, c: &mut Candidate<'_>, l: &Limits) -> bool {
         }
         SearchKey::Text(s) => {
             let needle = text(s);
-            mailscale_mime::contains_ci(c.headers(), &needle)
-                || mailscale_mime::contains_ci(c.body(), &needle)
+            mailscale_mime::contains_ci(c.headers(), &needle) || mailscale_mime::contains_ci(c.body(), &needle)
         }
         SearchKey::Not(k) => !eval(k, c, l),
         SearchKey::Or(a, b) => eval(a, c, l) || eval(b, c, l),
@@ -184,17 +176,12 @@ pub fn search(
     if let Some(cs) = charset {
         let cs: &str = cs.as_ref();
         if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
-            return Err(Refusal::no(format!(
-                "[BADCHARSET (US-ASCII UTF-8)] Charset {cs} is not supported"
-            )));
+            return Err(Refusal::no(format!("Charset {cs} is not supported")).with(Rc::BadCharset));
         }
     }
     criteria.iter().try_for_each(supported)?;
     let records = crate::blocking(|| user.messages(view.id))?;
-    let limits = Limits {
-        max_seq: view.msgs.len() as u32,
-        max_uid: view.msgs.last().map_or(0, |(u, _)| *u),
-    };
+    let limits = Limits { max_seq: view.msgs.len() as u32, max_uid: view.msgs.last().map_or(0, |(u, _)| *u) };
     let mut hits = Vec::new();
     for (i, (uid, _)) in view.msgs.iter().enumerate() {
         let Ok(j) = records.binary_search_by_key(uid, |(u, _)| *u) else {
@@ -214,12 +201,6 @@ pub fn search(
             hits.push(if uid_mode { *uid } else { c.seq });
         }
     }
-    let mut line = String::from("* SEARCH");
-    for h in hits {
-        line.push(' ');
-        line.push_str(&h.to_string());
-    }
-    line.push_str("\r\n");
-    conn.queue(line.as_bytes());
+    conn.queue(&super::resp::search(&hits));
     Ok(())
 }

@@ -8,8 +8,10 @@ use imap_codec::imap_types::flag::{StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mailstore::{flag, Flags, MailboxName, StoreMode, UserStore};
 
-use super::resp;
-use super::session::{mailbox_name, to_flags, CmdResult, Refusal};
+use imap_codec::imap_types::response::Data;
+
+use super::resp::{self, Kind, Rc};
+use super::session::{mailbox_name, to_flags, CmdResult, Done, Refusal};
 use crate::net::Conn;
 
 /// A session's view of the selected mailbox.
@@ -29,56 +31,31 @@ impl View {
     ///
     /// # Errors
     /// A refusal when the mailbox doesn't exist or is `\Noselect`.
-    pub fn open(
-        user: &UserStore,
-        name: MailboxName,
-        read_only: bool,
-        conn: &mut Conn,
-    ) -> Result<View, Refusal> {
+    pub fn open(user: &UserStore, name: MailboxName, read_only: bool, conn: &mut Conn) -> Result<View, Refusal> {
         let m = crate::blocking(|| user.mailbox(&name))?
             .filter(|m| !m.noselect)
-            .ok_or_else(|| Refusal::no(format!("[NONEXISTENT] Mailbox does not exist: {name}")))?;
-        let recent_from = if read_only {
-            m.recent_uid
-        } else {
-            crate::blocking(|| user.claim_recent(m.id))?
-        };
+            .ok_or_else(|| Refusal::no(format!("Mailbox does not exist: {name}")).with(Rc::Nonexistent))?;
+        let recent_from = if read_only { m.recent_uid } else { crate::blocking(|| user.claim_recent(m.id))? };
         let records = crate::blocking(|| user.messages(m.id))?;
         let msgs: Vec<(u32, u64)> = records.iter().map(|(uid, r)| (*uid, r.modseq)).collect();
-        let recent = msgs.iter().filter(|(uid, _)| *uid >= recent_from).count();
-        let keywords = m.keywords.join(" ");
-        let sp = if keywords.is_empty() { "" } else { " " };
-        conn.queue(
-            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{sp}{keywords})\r\n")
-                .as_bytes(),
-        );
+        let recent = msgs.iter().filter(|(uid, _)| *uid >= recent_from).count() as u32;
+        let mut flags: Vec<String> = flag::NAMES.iter().map(|(_, n)| n.to_string()).collect();
+        flags.extend(m.keywords.iter().cloned());
+        conn.queue(&resp::flags_data(&flags));
         if read_only {
-            conn.queue(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+            conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::PermanentFlags(vec![])), "Read-only mailbox"));
         } else {
-            conn.queue(
-                format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{sp}{keywords} \\*)] Flags permitted\r\n")
-                    .as_bytes(),
-            );
+            flags.push("\\*".to_string());
+            conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::PermanentFlags(flags)), "Flags permitted"));
         }
-        conn.queue(format!("* {} EXISTS\r\n* {recent} RECENT\r\n", msgs.len()).as_bytes());
+        conn.queue(&resp::data(Data::Exists(msgs.len() as u32)));
+        conn.queue(&resp::data(Data::Recent(recent)));
         if let Some(pos) = records.iter().position(|(_, r)| !r.flags.has(flag::SEEN)) {
-            conn.queue(format!("* OK [UNSEEN {}] First unseen\r\n", pos + 1).as_bytes());
+            conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::Unseen(pos as u32 + 1)), "First unseen"));
         }
-        conn.queue(
-            format!(
-                "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
-                m.uidvalidity, m.uidnext
-            )
-            .as_bytes(),
-        );
-        Ok(View {
-            id: m.id,
-            name,
-            read_only,
-            msgs,
-            recent_from,
-            highestmodseq: m.highestmodseq,
-        })
+        conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::UidValidity(m.uidvalidity)), "UIDs valid"));
+        conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::UidNext(m.uidnext)), "Predicted next UID"));
+        Ok(View { id: m.id, name, read_only, msgs, recent_from, highestmodseq: m.highestmodseq })
     }
 
     pub fn seq_of(&self, uid: u32) -> Option<usize> {
@@ -95,16 +72,11 @@ impl View {
     ///
     /// # Errors
     /// Store errors.
-    pub fn refresh(
-        &mut self,
-        user: &UserStore,
-        allow_expunge: bool,
-        conn: &mut Conn,
-    ) -> Result<(), mailstore::Error> {
+    pub fn refresh(&mut self, user: &UserStore, allow_expunge: bool, conn: &mut Conn) -> Result<(), mailstore::Error> {
         let Some(m) = crate::blocking(|| user.mailbox_by_id(self.id))? else {
             if allow_expunge && !self.msgs.is_empty() {
                 for seq in (1..=self.msgs.len()).rev() {
-                    conn.queue(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                    conn.queue(&resp::data(Data::Expunge(resp::nonzero(seq as u32))));
                 }
                 self.msgs.clear();
             }
@@ -119,7 +91,7 @@ impl View {
         if allow_expunge {
             for i in (0..self.msgs.len()).rev() {
                 if present(self.msgs[i].0).is_none() {
-                    conn.queue(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                    conn.queue(&resp::data(Data::Expunge(resp::nonzero(i as u32 + 1))));
                     self.msgs.remove(i);
                 }
             }
@@ -129,30 +101,23 @@ impl View {
                 Some(j) if records[j].1.modseq > *seen => {
                     let r = &records[j].1;
                     *seen = r.modseq;
-                    let fl = resp::flag_list(&r.flags, *uid >= self.recent_from);
-                    conn.queue(format!("* {} FETCH (UID {uid} FLAGS {fl})\r\n", i + 1).as_bytes());
+                    conn.queue(&resp::fetch_flags(i + 1, Some(*uid), &r.flags, *uid >= self.recent_from));
                 }
                 Some(_) => {}
                 None => deferred = true,
             }
         }
         let last = self.msgs.last().map_or(0, |(u, _)| *u);
-        let new: Vec<(u32, u64)> = records
-            .iter()
-            .filter(|(uid, _)| *uid > last)
-            .map(|(uid, r)| (*uid, r.modseq))
-            .collect();
+        let new: Vec<(u32, u64)> =
+            records.iter().filter(|(uid, _)| *uid > last).map(|(uid, r)| (*uid, r.modseq)).collect();
         if !new.is_empty() {
             self.msgs.extend(new);
             if !self.read_only {
                 crate::blocking(|| user.claim_recent(self.id))?;
             }
-            let recent = self
-                .msgs
-                .iter()
-                .filter(|(uid, _)| *uid >= self.recent_from)
-                .count();
-            conn.queue(format!("* {} EXISTS\r\n* {recent} RECENT\r\n", self.msgs.len()).as_bytes());
+            let recent = self.msgs.iter().filter(|(uid, _)| *uid >= self.recent_from).count() as u32;
+            conn.queue(&resp::data(Data::Exists(self.msgs.len() as u32)));
+            conn.queue(&resp::data(Data::Recent(recent)));
         }
         if !deferred {
             self.highestmodseq = m.highestmodseq;
@@ -186,13 +151,11 @@ impl View {
             let val = |s: &SeqOrUid| -> Result<usize, Refusal> {
                 match s {
                     SeqOrUid::Value(v) if (v.get() as usize) <= n => Ok(v.get() as usize),
-                    SeqOrUid::Value(v) => Err(Refusal::bad(format!(
-                        "Invalid message sequence number {v} (mailbox has {n} messages)"
-                    ))),
-                    SeqOrUid::Asterisk if n > 0 => Ok(n),
-                    SeqOrUid::Asterisk => {
-                        Err(Refusal::bad("No messages: * does not name any message"))
+                    SeqOrUid::Value(v) => {
+                        Err(Refusal::bad(format!("Invalid message sequence number {v} (mailbox has {n} messages)")))
                     }
+                    SeqOrUid::Asterisk if n > 0 => Ok(n),
+                    SeqOrUid::Asterisk => Err(Refusal::bad("No messages: * does not name any message")),
                 }
             };
             for seq in set.0.as_ref() {
@@ -217,9 +180,7 @@ impl View {
 
     fn writable(&self) -> Result<(), Refusal> {
         if self.read_only {
-            Err(Refusal::no(
-                "[READ-ONLY] Mailbox is open read-only (EXAMINE)",
-            ))
+            Err(Refusal::no("Mailbox is open read-only (EXAMINE)").with(Rc::ReadOnly))
         } else {
             Ok(())
         }
@@ -232,20 +193,13 @@ fn destination(m: &imap_codec::imap_types::mailbox::Mailbox<'_>) -> Result<Mailb
 
 fn trycreate(e: mailstore::Error) -> Refusal {
     match e {
-        mailstore::Error::NoSuchMailbox(m) => {
-            Refusal::no(format!("[TRYCREATE] Mailbox does not exist: {m}"))
-        }
+        mailstore::Error::NoSuchMailbox(m) => Refusal::no(format!("Mailbox does not exist: {m}")).with(Rc::TryCreate),
         e => e.into(),
     }
 }
 
 /// Runs a selected-state command and refreshes the view as RFC 3501 allows.
-pub async fn command(
-    user: &UserStore,
-    view: &mut View,
-    body: CommandBody<'static>,
-    conn: &mut Conn,
-) -> CmdResult {
+pub async fn command(user: &UserStore, view: &mut View, body: CommandBody<'static>, conn: &mut Conn) -> CmdResult {
     match body {
         CommandBody::Close => {
             if !view.read_only {
@@ -257,92 +211,47 @@ pub async fn command(
         CommandBody::Expunge => {
             view.writable()?;
             crate::blocking(|| user.expunge(view.id, None))?;
-            Ok("EXPUNGE completed".to_string())
+            Ok("EXPUNGE completed".into())
         }
         CommandBody::ExpungeUid { sequence_set } => {
             view.writable()?;
             let uids = view.uids(&view.resolve(&sequence_set, true)?);
             crate::blocking(|| user.expunge(view.id, Some(&uids)))?;
-            Ok("UID EXPUNGE completed".to_string())
+            Ok("UID EXPUNGE completed".into())
         }
-        CommandBody::Fetch {
-            sequence_set,
-            macro_or_item_names,
-            uid,
-            ..
-        } => {
-            let r = super::fetch::fetch(user, view, &sequence_set, macro_or_item_names, uid, conn)
-                .await;
-            r.map(|_| format!("{}FETCH completed", if uid { "UID " } else { "" }))
+        CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
+            let r = super::fetch::fetch(user, view, &sequence_set, macro_or_item_names, uid, conn).await;
+            r.map(|_| format!("{}FETCH completed", if uid { "UID " } else { "" }).into())
         }
-        CommandBody::Search {
-            charset,
-            criteria,
-            uid,
-        } => {
-            let r =
-                super::search::search(user, view, charset.as_ref(), criteria.as_ref(), uid, conn);
-            r.map(|_| format!("{}SEARCH completed", if uid { "UID " } else { "" }))
+        CommandBody::Search { charset, criteria, uid } => {
+            let r = super::search::search(user, view, charset.as_ref(), criteria.as_ref(), uid, conn);
+            r.map(|_| format!("{}SEARCH completed", if uid { "UID " } else { "" }).into())
         }
-        CommandBody::Store {
-            sequence_set,
-            kind,
-            response,
-            flags,
-            uid,
-            ..
-        } => {
+        CommandBody::Store { sequence_set, kind, response, flags, uid, .. } => {
             let r = store(user, view, &sequence_set, kind, response, &flags, uid, conn);
-            r.map(|_| format!("{}STORE completed", if uid { "UID " } else { "" }))
+            r.map(|_| format!("{}STORE completed", if uid { "UID " } else { "" }).into())
         }
-        CommandBody::Copy {
-            sequence_set,
-            mailbox,
-            uid,
-        } => {
+        CommandBody::Copy { sequence_set, mailbox, uid } => {
             let idx = view.resolve(&sequence_set, uid)?;
             let dst = destination(&mailbox)?;
-            let c = crate::blocking(|| user.copy(view.id, &view.uids(&idx), &dst))
-                .map_err(trycreate)?;
-            let text = if c.src.is_empty() {
-                "COPY completed (no messages)".to_string()
+            let c = crate::blocking(|| user.copy(view.id, &view.uids(&idx), &dst)).map_err(trycreate)?;
+            if c.src.is_empty() {
+                Ok("COPY completed (no messages)".into())
             } else {
-                format!(
-                    "[COPYUID {} {} {}] COPY completed",
-                    c.uidvalidity,
-                    resp::seq_set(&c.src),
-                    resp::seq_set(&c.dst)
-                )
-            };
-            Ok(text)
+                Ok(Done::with(Rc::CopyUid(c.uidvalidity, c.src, c.dst), "COPY completed"))
+            }
         }
-        CommandBody::Move {
-            sequence_set,
-            mailbox,
-            uid,
-        } => {
+        CommandBody::Move { sequence_set, mailbox, uid } => {
             view.writable()?;
             let idx = view.resolve(&sequence_set, uid)?;
             let dst = destination(&mailbox)?;
-            let c = crate::blocking(|| user.move_messages(view.id, &view.uids(&idx), &dst))
-                .map_err(trycreate)?;
+            let c = crate::blocking(|| user.move_messages(view.id, &view.uids(&idx), &dst)).map_err(trycreate)?;
             if !c.src.is_empty() {
-                conn.queue(
-                    format!(
-                        "* OK [COPYUID {} {} {}] Moved\r\n",
-                        c.uidvalidity,
-                        resp::seq_set(&c.src),
-                        resp::seq_set(&c.dst)
-                    )
-                    .as_bytes(),
-                );
+                conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::CopyUid(c.uidvalidity, c.src, c.dst)), "Moved"));
             }
-            Ok("MOVE completed".to_string())
+            Ok("MOVE completed".into())
         }
-        other => Err(Refusal::bad(format!(
-            "{} is not valid in the selected state",
-            other.name()
-        ))),
+        other => Err(Refusal::bad(format!("{} is not valid in the selected state", other.name()))),
     }
 }
 
@@ -370,39 +279,20 @@ fn store(
     for (u, rec) in &stored.changed {
         if let Some(i) = view.seq_of(*u) {
             view.msgs[i].1 = rec.modseq;
-            if response == StoreResponse::Answer || uid {
-                let fl = resp::flag_list(&rec.flags, view.is_recent(*u));
-                let uid_part = if uid {
-                    format!("UID {u} ")
-                } else {
-                    String::new()
-                };
-                if response == StoreResponse::Answer {
-                    conn.queue(format!("* {} FETCH ({uid_part}FLAGS {fl})\r\n", i + 1).as_bytes());
-                }
+            if response == StoreResponse::Answer {
+                conn.queue(&resp::fetch_flags(i + 1, uid.then_some(*u), &rec.flags, view.is_recent(*u)));
             }
         }
     }
     if response == StoreResponse::Answer {
         // Unchanged messages still get their current flags (RFC 3501 6.4.6).
-        let changed: std::collections::HashSet<u32> =
-            stored.changed.iter().map(|(u, _)| *u).collect();
-        let rest: Vec<u32> = uids
-            .iter()
-            .copied()
-            .filter(|u| !changed.contains(u))
-            .collect();
+        let changed: std::collections::HashSet<u32> = stored.changed.iter().map(|(u, _)| *u).collect();
+        let rest: Vec<u32> = uids.iter().copied().filter(|u| !changed.contains(u)).collect();
         if !rest.is_empty() {
             let recs = crate::blocking(|| user.fetch(view.id, &rest, false))?;
             for (u, (rec, _)) in rest.iter().zip(recs) {
                 if let (Some(rec), Some(i)) = (rec, view.seq_of(*u)) {
-                    let fl = resp::flag_list(&rec.flags, view.is_recent(*u));
-                    let uid_part = if uid {
-                        format!("UID {u} ")
-                    } else {
-                        String::new()
-                    };
-                    conn.queue(format!("* {} FETCH ({uid_part}FLAGS {fl})\r\n", i + 1).as_bytes());
+                    conn.queue(&resp::fetch_flags(i + 1, uid.then_some(*u), &rec.flags, view.is_recent(*u)));
                 }
             }
         }

@@ -14,7 +14,7 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
 use mailstore::{flag, Flags, MailboxName, UserStore};
 
-use super::resp;
+use super::resp::{self, Kind, Rc};
 use super::selected::View;
 use crate::auth::Secret;
 use crate::net::Conn;
@@ -40,22 +40,51 @@ pub enum State {
 
 /// A tagged result: `NO`/`BAD` with response code and text.
 pub struct Refusal {
-    pub kind: &'static str,
+    pub kind: Kind,
+    pub code: Option<Rc>,
     pub text: String,
 }
 
 impl Refusal {
     pub fn no(text: impl Into<String>) -> Self {
-        Refusal {
-            kind: "NO",
-            text: text.into(),
-        }
+        Refusal { kind: Kind::No, code: None, text: text.into() }
     }
     pub fn bad(text: impl Into<String>) -> Self {
-        Refusal {
-            kind: "BAD",
-            text: text.into(),
-        }
+        Refusal { kind: Kind::Bad, code: None, text: text.into() }
+    }
+    pub fn with(mut self, code: Rc) -> Self {
+        self.code = Some(code);
+        self
+    }
+    pub fn to_bytes(&self, tag: &str) -> Vec<u8> {
+        resp::status(Some(tag), self.kind, self.code.as_ref(), &self.text)
+    }
+}
+
+/// A tagged OK: optional response code and text.
+pub struct Done {
+    pub code: Option<Rc>,
+    pub text: String,
+}
+
+impl Done {
+    pub fn with(code: Rc, text: impl Into<String>) -> Self {
+        Done { code: Some(code), text: text.into() }
+    }
+    pub fn to_bytes(&self, tag: &str) -> Vec<u8> {
+        resp::status(Some(tag), Kind::Ok, self.code.as_ref(), &self.text)
+    }
+}
+
+impl From<String> for Done {
+    fn from(text: String) -> Self {
+        Done { code: None, text }
+    }
+}
+
+impl From<&str> for Done {
+    fn from(text: &str) -> Self {
+        Done { code: None, text: text.to_string() }
     }
 }
 
@@ -63,28 +92,35 @@ impl From<mailstore::Error> for Refusal {
     fn from(e: mailstore::Error) -> Self {
         use mailstore::Error as E;
         match e {
-            E::NoSuchMailbox(m) => {
-                Refusal::no(format!("[NONEXISTENT] Mailbox does not exist: {m}"))
-            }
-            E::MailboxExists(m) => {
-                Refusal::no(format!("[ALREADYEXISTS] Mailbox already exists: {m}"))
-            }
-            E::InvalidMailboxName(why) => {
-                Refusal::no(format!("[CANNOT] Invalid mailbox name: {why}"))
-            }
-            E::NotAllowed(why) => Refusal::no(format!("[CANNOT] {why}")),
-            E::InvalidUsername => Refusal::no("[CANNOT] Invalid user name"),
+            E::NoSuchMailbox(m) => Refusal::no(format!("Mailbox does not exist: {m}")).with(Rc::Nonexistent),
+            E::MailboxExists(m) => Refusal::no(format!("Mailbox already exists: {m}")).with(Rc::AlreadyExists),
+            E::InvalidMailboxName(why) => Refusal::no(format!("Invalid mailbox name: {why}")).with(Rc::Cannot),
+            E::NotAllowed(why) => Refusal::no(why).with(Rc::Cannot),
+            E::InvalidUsername => Refusal::no("Invalid user name").with(Rc::Cannot),
             other => {
                 tracing::error!(error = %other, "store error");
-                Refusal::no("[SERVERBUG] Internal error, the failure has been logged")
+                Refusal::no("Internal error, the failure has been logged").with(Rc::ServerBug)
             }
         }
     }
 }
 
-pub type CmdResult = Result<String, Refusal>;
+pub type CmdResult = Result<Done, Refusal>;
 
-const CAPS_COMMON: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE CHILDREN";
+const CAPS_COMMON: [&str; 12] = [
+    "IMAP4rev1",
+    "LITERAL+",
+    "SASL-IR",
+    "ID",
+    "ENABLE",
+    "IDLE",
+    "NAMESPACE",
+    "UIDPLUS",
+    "MOVE",
+    "UNSELECT",
+    "SPECIAL-USE",
+    "CHILDREN",
+];
 
 pub struct Session {
     pub ctx: Arc<Ctx>,
@@ -104,7 +140,7 @@ pub fn mailbox_name(m: &Mailbox<'_>) -> Result<MailboxName, Refusal> {
         Mailbox::Inbox => b"INBOX",
         Mailbox::Other(o) => o.as_ref(),
     };
-    let decoded = super::utf7::decode(raw).map_err(|e| Refusal::no(format!("[CANNOT] {e}")))?;
+    let decoded = super::utf7::decode(raw).map_err(|e| Refusal::no(e).with(Rc::Cannot))?;
     MailboxName::new(&decoded).map_err(Refusal::from)
 }
 
@@ -124,7 +160,9 @@ pub fn to_flags(list: &[Flag<'_>]) -> Result<Flags, Refusal> {
                 }
             }
             Flag::Extension(e) => {
-                return Err(Refusal::bad(format!("Unknown system flag {e:?}: only \\Seen \\Answered \\Flagged \\Deleted \\Draft and keywords can be set")))
+                return Err(Refusal::bad(format!(
+                "Unknown system flag {e:?}: only \\Seen \\Answered \\Flagged \\Deleted \\Draft and keywords can be set"
+            )))
             }
         }
     }
@@ -137,21 +175,16 @@ fn command_name(body: &CommandBody<'_>) -> &'static str {
 
 impl Session {
     pub fn new(ctx: Arc<Ctx>, tls: bool) -> Self {
-        Session {
-            ctx,
-            state: State::NotAuthenticated,
-            tls,
-            failures: 0,
-        }
+        Session { ctx, state: State::NotAuthenticated, tls, failures: 0 }
     }
 
-    pub fn capabilities(&self) -> String {
-        let mut caps = CAPS_COMMON.to_string();
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        let mut caps = CAPS_COMMON.to_vec();
         if matches!(self.state, State::NotAuthenticated) {
             if !self.tls && self.ctx.tls.is_some() {
-                caps.push_str(" STARTTLS");
+                caps.push("STARTTLS");
             }
-            caps.push_str(" AUTH=PLAIN");
+            caps.push("AUTH=PLAIN");
         }
         caps
     }
@@ -164,11 +197,7 @@ impl Session {
     }
 
     /// Runs one command; responses are queued on `conn`, flushed by the caller.
-    pub async fn handle(
-        &mut self,
-        cmd: Command<'static>,
-        conn: &mut Conn,
-    ) -> std::io::Result<Next> {
+    pub async fn handle(&mut self, cmd: Command<'static>, conn: &mut Conn) -> std::io::Result<Next> {
         let tag = cmd.tag.inner().to_string();
         let name = command_name(&cmd.body);
         let span = tracing::debug_span!("cmd", name);
@@ -184,37 +213,26 @@ impl Session {
         );
         let result: CmdResult = match cmd.body {
             CommandBody::Capability => {
-                conn.queue(format!("* CAPABILITY {}\r\n", self.capabilities()).as_bytes());
+                conn.queue(&resp::capability(&self.capabilities()));
                 Ok("CAPABILITY completed".into())
             }
-            CommandBody::Noop | CommandBody::Check => Ok(format!("{name} completed")),
+            CommandBody::Noop | CommandBody::Check => Ok(format!("{name} completed").into()),
             CommandBody::Logout => {
-                conn.queue(b"* BYE Logging out\r\n");
+                conn.queue(&resp::bye(None, "Logging out"));
                 next = Next::Logout;
                 Ok("LOGOUT completed".into())
             }
             CommandBody::Id { .. } => {
-                conn.queue(
-                    format!(
-                        "* ID (\"name\" \"mailstored\" \"version\" \"{}\")\r\n",
-                        env!("CARGO_PKG_VERSION")
-                    )
-                    .as_bytes(),
-                );
+                conn.queue(&resp::id());
                 Ok("ID completed".into())
             }
             CommandBody::StartTLS => self.starttls(&mut next),
             CommandBody::Login { username, password } => {
                 let user = astr(&username);
-                let pass = Secret::new(
-                    String::from_utf8_lossy(password.declassify().as_ref()).into_owned(),
-                );
+                let pass = Secret::new(String::from_utf8_lossy(password.declassify().as_ref()).into_owned());
                 self.login(user, pass, conn).await
             }
-            CommandBody::Authenticate {
-                mechanism,
-                initial_response,
-            } => match mechanism {
+            CommandBody::Authenticate { mechanism, initial_response } => match mechanism {
                 AuthMechanism::Plain => match initial_response {
                     Some(ir) => self.auth_plain(ir.declassify().as_ref(), conn).await,
                     None if matches!(self.state, State::NotAuthenticated) => {
@@ -223,9 +241,7 @@ impl Session {
                     }
                     None => Err(Refusal::bad("Already authenticated")),
                 },
-                other => Err(Refusal::no(format!(
-                    "Unsupported authentication mechanism {other}; use PLAIN"
-                ))),
+                other => Err(Refusal::no(format!("Unsupported authentication mechanism {other}; use PLAIN"))),
             },
             body => self.authenticated(body, &tag, conn, &mut next).await,
         };
@@ -238,8 +254,8 @@ impl Session {
             return Ok(next);
         }
         match result {
-            Ok(text) => conn.queue(format!("{tag} OK {text}\r\n").as_bytes()),
-            Err(r) => conn.queue(format!("{tag} {} {}\r\n", r.kind, r.text).as_bytes()),
+            Ok(done) => conn.queue(&done.to_bytes(&tag)),
+            Err(r) => conn.queue(&r.to_bytes(&tag)),
         }
         Ok(next)
     }
@@ -252,9 +268,7 @@ impl Session {
             return Err(Refusal::no("TLS is not configured on this server"));
         }
         if !matches!(self.state, State::NotAuthenticated) {
-            return Err(Refusal::bad(
-                "STARTTLS is only allowed before authentication",
-            ));
+            return Err(Refusal::bad("STARTTLS is only allowed before authentication"));
         }
         *next = Next::StartTls;
         Ok("Begin TLS negotiation now".into())
@@ -276,19 +290,19 @@ impl Session {
             tracing::info!(user = %user.escape_debug(), failures = self.failures, "authentication failed");
             tokio::time::sleep(Duration::from_secs(1)).await;
             if self.failures >= 5 {
-                conn.queue(b"* BYE Too many authentication failures\r\n");
+                conn.queue(&resp::bye(None, "Too many authentication failures"));
             }
-            return Err(Refusal::no("[AUTHENTICATIONFAILED] Authentication failed"));
+            return Err(Refusal::no("Authentication failed").with(Rc::AuthenticationFailed));
         };
         let store = self.ctx.store.clone();
         let u = crate::blocking(|| store.user(&username)).map_err(|e| {
             tracing::error!(user = %username, error = %e, "cannot open mailbox store");
-            Refusal::no("[UNAVAILABLE] Mailbox store temporarily unavailable")
+            Refusal::no("Mailbox store temporarily unavailable").with(Rc::Unavailable)
         })?;
         tracing::Span::current().record("user", username.as_str());
         tracing::info!(user = %username, "logged in");
         self.state = State::Authenticated { user: u };
-        Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
+        Ok(Done::with(Rc::Capability(self.capabilities()), "Logged in"))
     }
 
     async fn authenticated(
@@ -301,9 +315,7 @@ impl Session {
         let name = body.name();
         let user = match &self.state {
             State::NotAuthenticated => {
-                return Err(Refusal::bad(format!(
-                    "{name} needs authentication first (LOGIN or AUTHENTICATE)"
-                )))
+                return Err(Refusal::bad(format!("{name} needs authentication first (LOGIN or AUTHENTICATE)")))
             }
             State::Authenticated { user } | State::Selected { user, .. } => user.clone(),
         };
@@ -340,34 +352,20 @@ impl Session {
                 crate::blocking(|| user.unsubscribe(&n))?;
                 Ok("UNSUBSCRIBE completed".into())
             }
-            CommandBody::List {
-                reference,
-                mailbox_wildcard,
-            } => {
+            CommandBody::List { reference, mailbox_wildcard } => {
                 super::list::list(&user, &reference, &mailbox_wildcard, false, conn)?;
                 Ok("LIST completed".into())
             }
-            CommandBody::Lsub {
-                reference,
-                mailbox_wildcard,
-            } => {
+            CommandBody::Lsub { reference, mailbox_wildcard } => {
                 super::list::list(&user, &reference, &mailbox_wildcard, true, conn)?;
                 Ok("LSUB completed".into())
             }
-            CommandBody::Status {
-                mailbox,
-                item_names,
-            } => {
+            CommandBody::Status { mailbox, item_names } => {
                 let n = mailbox_name(&mailbox)?;
                 self.status(&user, &n, &item_names, conn)?;
                 Ok("STATUS completed".into())
             }
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => {
+            CommandBody::Append { mailbox, flags, date, message } => {
                 let n = mailbox_name(&mailbox)?;
                 let f = to_flags(&flags)?;
                 let date = date.map(|d| {
@@ -381,68 +379,51 @@ impl Session {
                 if bytes.is_empty() {
                     return Err(Refusal::no("Empty message refused"));
                 }
-                let a =
-                    crate::blocking(|| user.append(&n, bytes, f, date)).map_err(|e| match e {
-                        mailstore::Error::NoSuchMailbox(m) => {
-                            Refusal::no(format!("[TRYCREATE] Mailbox does not exist: {m}"))
-                        }
-                        e => e.into(),
-                    })?;
-                Ok(format!(
-                    "[APPENDUID {} {}] APPEND completed",
-                    a.uidvalidity, a.uid
-                ))
+                let a = crate::blocking(|| user.append(&n, bytes, f, date)).map_err(|e| match e {
+                    mailstore::Error::NoSuchMailbox(m) => {
+                        Refusal::no(format!("Mailbox does not exist: {m}")).with(Rc::TryCreate)
+                    }
+                    e => e.into(),
+                })?;
+                Ok(Done::with(Rc::AppendUid(a.uidvalidity, a.uid), "APPEND completed"))
             }
             CommandBody::Namespace => {
-                conn.queue(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                conn.queue(&resp::namespace());
                 Ok("NAMESPACE completed".into())
             }
             CommandBody::Enable { .. } => {
-                conn.queue(b"* ENABLED\r\n");
+                conn.queue(&resp::data(imap_codec::imap_types::response::Data::Enabled { capabilities: vec![] }));
                 Ok("ENABLE completed".into())
             }
             CommandBody::Idle => {
                 *next = Next::Idle(tag.to_string());
-                Ok(String::new())
+                Ok("IDLE".into())
             }
             body => match &mut self.state {
                 State::Selected { user, view } => {
                     let user = user.clone();
                     let r = super::selected::command(&user, view, body, conn).await;
-                    if matches!(r, Ok(ref t) if t.starts_with("CLOSE") || t.starts_with("UNSELECT"))
-                    {
+                    if matches!(r, Ok(ref d) if d.text.starts_with("CLOSE") || d.text.starts_with("UNSELECT")) {
                         self.state = State::Authenticated { user };
                     }
                     r
                 }
-                _ => Err(Refusal::bad(format!(
-                    "{name} needs a selected mailbox (SELECT or EXAMINE first)"
-                ))),
+                _ => Err(Refusal::bad(format!("{name} needs a selected mailbox (SELECT or EXAMINE first)"))),
             },
         }
     }
 
-    fn select(
-        &mut self,
-        user: &Arc<UserStore>,
-        mailbox: &Mailbox<'_>,
-        read_only: bool,
-        conn: &mut Conn,
-    ) -> CmdResult {
+    fn select(&mut self, user: &Arc<UserStore>, mailbox: &Mailbox<'_>, read_only: bool, conn: &mut Conn) -> CmdResult {
         // A failed SELECT leaves the authenticated state (RFC 3501 6.3.1).
         self.state = State::Authenticated { user: user.clone() };
         let name = mailbox_name(mailbox)?;
         let view = View::open(user, name, read_only, conn)?;
-        self.state = State::Selected {
-            user: user.clone(),
-            view,
-        };
+        self.state = State::Selected { user: user.clone(), view };
         Ok(if read_only {
-            "[READ-ONLY] EXAMINE completed"
+            Done::with(Rc::ReadOnly, "EXAMINE completed")
         } else {
-            "[READ-WRITE] SELECT completed"
-        }
-        .into())
+            Done::with(Rc::ReadWrite, "SELECT completed")
+        })
     }
 
     fn status(
@@ -454,59 +435,28 @@ impl Session {
     ) -> Result<(), Refusal> {
         let m = crate::blocking(|| user.mailbox(name))?
             .filter(|m| !m.noselect)
-            .ok_or_else(|| Refusal::no(format!("[NONEXISTENT] Mailbox does not exist: {name}")))?;
+            .ok_or_else(|| Refusal::no(format!("Mailbox does not exist: {name}")).with(Rc::Nonexistent))?;
         let needs_scan = items.iter().any(|i| {
-            matches!(
-                i,
-                StatusDataItemName::Unseen
-                    | StatusDataItemName::Deleted
-                    | StatusDataItemName::Recent
-            )
+            matches!(i, StatusDataItemName::Unseen | StatusDataItemName::Deleted | StatusDataItemName::Recent)
         });
-        let msgs = if needs_scan {
-            crate::blocking(|| user.messages(m.id))?
-        } else {
-            Vec::new()
+        let msgs = if needs_scan { crate::blocking(|| user.messages(m.id))? } else { Vec::new() };
+        use imap_codec::imap_types::status::StatusDataItem as I;
+        let count = |f: &dyn Fn(u32, &mailstore::MessageRecord) -> bool| {
+            msgs.iter().filter(|(uid, r)| f(*uid, r)).count() as u32
         };
         let mut parts = Vec::new();
         for item in items {
-            match item {
-                StatusDataItemName::Messages => parts.push(format!("MESSAGES {}", m.exists)),
-                StatusDataItemName::Recent => parts.push(format!(
-                    "RECENT {}",
-                    msgs.iter().filter(|(uid, _)| *uid >= m.recent_uid).count()
-                )),
-                StatusDataItemName::UidNext => parts.push(format!("UIDNEXT {}", m.uidnext)),
-                StatusDataItemName::UidValidity => {
-                    parts.push(format!("UIDVALIDITY {}", m.uidvalidity))
-                }
-                StatusDataItemName::Unseen => parts.push(format!(
-                    "UNSEEN {}",
-                    msgs.iter()
-                        .filter(|(_, r)| !r.flags.has(flag::SEEN))
-                        .count()
-                )),
-                StatusDataItemName::Deleted => parts.push(format!(
-                    "DELETED {}",
-                    msgs.iter()
-                        .filter(|(_, r)| r.flags.has(flag::DELETED))
-                        .count()
-                )),
-                other => {
-                    return Err(Refusal::bad(format!(
-                        "STATUS item {other:?} is not supported"
-                    )))
-                }
-            }
+            parts.push(match item {
+                StatusDataItemName::Messages => I::Messages(m.exists),
+                StatusDataItemName::Recent => I::Recent(count(&|uid, _| uid >= m.recent_uid)),
+                StatusDataItemName::UidNext => I::UidNext(resp::nonzero(m.uidnext)),
+                StatusDataItemName::UidValidity => I::UidValidity(resp::nonzero(m.uidvalidity)),
+                StatusDataItemName::Unseen => I::Unseen(count(&|_, r| !r.flags.has(flag::SEEN))),
+                StatusDataItemName::Deleted => I::Deleted(count(&|_, r| r.flags.has(flag::DELETED))),
+                other => return Err(Refusal::bad(format!("STATUS item {other:?} is not supported"))),
+            });
         }
-        conn.queue(
-            format!(
-                "* STATUS {} ({})\r\n",
-                resp::mailbox(name.as_str()),
-                parts.join(" ")
-            )
-            .as_bytes(),
-        );
+        conn.queue(&resp::status_data(name.as_str(), parts));
         Ok(())
     }
 }

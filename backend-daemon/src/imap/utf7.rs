@@ -6,8 +6,7 @@ use base64::Engine;
 
 fn engine() -> GeneralPurpose {
     let alphabet =
-        Alphabet::new("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,")
-            .expect("valid alphabet");
+        Alphabet::new("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").expect("valid alphabet");
     GeneralPurpose::new(
         &alphabet,
         GeneralPurposeConfig::new()
@@ -51,8 +50,7 @@ pub fn encode(name: &str) -> String {
 /// # Errors
 /// A description when a `&...-` run is not valid modified base64 of UTF-16.
 pub fn decode(wire: &[u8]) -> Result<String, &'static str> {
-    let s = std::str::from_utf8(wire)
-        .map_err(|_| "mailbox name is neither modified UTF-7 nor UTF-8")?;
+    let s = std::str::from_utf8(wire).map_err(|_| "mailbox name is neither modified UTF-7 nor UTF-8")?;
     if !s.is_ascii() {
         return Ok(s.to_string());
     }
@@ -61,23 +59,16 @@ pub fn decode(wire: &[u8]) -> Result<String, &'static str> {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let after = &rest[amp + 1..];
-        let end = after
-            .find('-')
-            .ok_or("unterminated &... sequence in mailbox name")?;
+        let end = after.find('-').ok_or("unterminated &... sequence in mailbox name")?;
         let b64 = &after[..end];
         if b64.is_empty() {
             out.push('&');
         } else {
-            let bytes = engine()
-                .decode(b64)
-                .map_err(|_| "bad modified base64 in mailbox name")?;
+            let bytes = engine().decode(b64).map_err(|_| "bad modified base64 in mailbox name")?;
             if bytes.len() % 2 != 0 {
                 return Err("bad UTF-16 in mailbox name");
             }
-            let units: Vec<u16> = bytes
-                .chunks(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
+            let units: Vec<u16> = bytes.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             let text = String::from_utf16(&units).map_err(|_| "bad UTF-16 in mailbox name")?;
             if text.chars().any(|c| ('\x20'..='\x7e').contains(&c)) {
                 return Err("printable ASCII must not be base64-encoded in mailbox names");
@@ -96,14 +87,8 @@ mod tests {
 
     #[test]
     fn rfc3501_examples() {
-        assert_eq!(
-            encode("~peter/mail/日本語/台北"),
-            "~peter/mail/&ZeVnLIqe-/&U,BTFw-"
-        );
-        assert_eq!(
-            decode(b"~peter/mail/&ZeVnLIqe-/&U,BTFw-").unwrap(),
-            "~peter/mail/日本語/台北"
-        );
+        assert_eq!(encode("~peter/mail/日本語/台北"), "~peter/mail/&ZeVnLIqe-/&U,BTFw-");
+        assert_eq!(decode(b"~peter/mail/&ZeVnLIqe-/&U,BTFw-").unwrap(), "~peter/mail/日本語/台北");
         assert_eq!(encode("Entwürfe"), "Entw&APw-rfe");
         assert_eq!(decode(b"Entw&APw-rfe").unwrap(), "Entwürfe");
         assert_eq!(encode("a&b"), "a&-b");

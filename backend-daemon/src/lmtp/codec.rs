@@ -83,20 +83,14 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         "QUIT" => no_args(Command::Quit),
         "VRFY" => Ok(Command::Vrfy),
         "" => Err(ParseError::Unknown("(empty line)".into())),
-        _ => Err(ParseError::Unknown(
-            verb.chars()
-                .filter(|c| c.is_ascii_graphic())
-                .take(32)
-                .collect(),
-        )),
+        _ => Err(ParseError::Unknown(verb.chars().filter(|c| c.is_ascii_graphic()).take(32).collect())),
     }
 }
 
 /// Strips a case-insensitive `FROM:` / `TO:` keyword (tolerating a space after the colon).
 fn keyword<'a>(s: &'a str, kw: &str) -> Option<&'a str> {
     let head = s.get(..kw.len())?;
-    head.eq_ignore_ascii_case(kw)
-        .then(|| s[kw.len()..].trim_start())
+    head.eq_ignore_ascii_case(kw).then(|| s[kw.len()..].trim_start())
 }
 
 fn parse_mail(rest: &str) -> Result<Command, ParseError> {
@@ -106,12 +100,7 @@ fn parse_mail(rest: &str) -> Result<Command, ParseError> {
     for p in params.split_ascii_whitespace() {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         match k.to_ascii_uppercase().as_str() {
-            "SIZE" => {
-                size = Some(
-                    v.parse::<u64>()
-                        .map_err(|_| ParseError::Syntax("SIZE= needs a number"))?,
-                )
-            }
+            "SIZE" => size = Some(v.parse::<u64>().map_err(|_| ParseError::Syntax("SIZE= needs a number"))?),
             "BODY" if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
             _ => return Err(ParseError::Param(p.chars().take(64).collect())),
         }
@@ -163,10 +152,7 @@ fn parse_path(s: &str) -> Result<(String, &str), ParseError> {
         return Err(ParseError::Syntax("Control characters in address"));
     }
     let addr = match addr.strip_prefix('@') {
-        Some(route) => route
-            .split_once(':')
-            .map(|(_, a)| a)
-            .ok_or(ParseError::Syntax("Bad source route"))?,
+        Some(route) => route.split_once(':').map(|(_, a)| a).ok_or(ParseError::Syntax("Bad source route"))?,
         None => addr,
     };
     if addr.len() > 512 {
@@ -185,20 +171,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
-        Reply {
-            code,
-            enhanced: Some(enhanced),
-            lines: vec![text.into()],
-        }
+        Reply { code, enhanced: Some(enhanced), lines: vec![text.into()] }
     }
 
     /// A reply without an enhanced code (greeting, LHLO, 354).
     pub fn plain(code: u16, lines: Vec<String>) -> Reply {
-        Reply {
-            code,
-            enhanced: None,
-            lines,
-        }
+        Reply { code, enhanced: None, lines }
     }
 
     /// Wire form: `code-text` for every line but the last, `code text` for it, CRLF each.
@@ -240,13 +218,7 @@ const PARTIAL_LINE: usize = 16 * 1024;
 
 impl DataReader {
     pub fn new(max: usize) -> DataReader {
-        DataReader {
-            max,
-            out: Vec::new(),
-            at_line_start: true,
-            overflow: false,
-            done: false,
-        }
+        DataReader { max, out: Vec::new(), at_line_start: true, overflow: false, done: false }
     }
 
     /// Consumes complete lines of `input` and returns how many bytes were used. After the
@@ -315,36 +287,20 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(
-            parse_command(b"LHLO mx.example").unwrap(),
-            Command::Lhlo("mx.example".into())
-        );
+        assert_eq!(parse_command(b"LHLO mx.example").unwrap(), Command::Lhlo("mx.example".into()));
         assert_eq!(parse_command(b"ehlo x").unwrap(), Command::Helo);
         assert_eq!(
             parse_command(b"MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME").unwrap(),
-            Command::Mail {
-                from: "a@b.example".into(),
-                size: Some(100)
-            }
+            Command::Mail { from: "a@b.example".into(), size: Some(100) }
         );
-        assert_eq!(
-            parse_command(b"mail from: <>").unwrap(),
-            Command::Mail {
-                from: String::new(),
-                size: None
-            }
-        );
+        assert_eq!(parse_command(b"mail from: <>").unwrap(), Command::Mail { from: String::new(), size: None });
         assert_eq!(
             parse_command(b"RCPT TO:<@relay.example:bob@x.example>").unwrap(),
-            Command::Rcpt {
-                to: "bob@x.example".into()
-            }
+            Command::Rcpt { to: "bob@x.example".into() }
         );
         assert_eq!(
             parse_command(b"RCPT TO:<\"odd > name\"@x>").unwrap(),
-            Command::Rcpt {
-                to: "\"odd > name\"@x".into()
-            }
+            Command::Rcpt { to: "\"odd > name\"@x".into() }
         );
         assert_eq!(parse_command(b"data").unwrap(), Command::Data);
         assert_eq!(parse_command(b"NOOP hello").unwrap(), Command::Noop);
@@ -356,42 +312,21 @@ mod tests {
             parse_command(b"FROB x"),
             Err(ParseError::Unknown(v)) if v == "FROB"
         ));
-        assert!(matches!(
-            parse_command(b"MAIL <a@b>"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_command(b"MAIL FROM:<a@b"),
-            Err(ParseError::Syntax(_))
-        ));
+        assert!(matches!(parse_command(b"MAIL <a@b>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse_command(b"MAIL FROM:<a@b"), Err(ParseError::Syntax(_))));
         assert!(matches!(
             parse_command(b"MAIL FROM:<a@b> SMTPUTF8"),
             Err(ParseError::Param(p)) if p == "SMTPUTF8"
         ));
-        assert!(matches!(
-            parse_command(b"MAIL FROM:<a\rX-Injected: 1@b>"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_command(b"RCPT TO:<>"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_command(b"DATA now"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert_eq!(
-            ParseError::Unknown("FROB".into()).reply().to_string(),
-            "500 5.5.1 Unknown command FROB\r\n"
-        );
+        assert!(matches!(parse_command(b"MAIL FROM:<a\rX-Injected: 1@b>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse_command(b"RCPT TO:<>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse_command(b"DATA now"), Err(ParseError::Syntax(_))));
+        assert_eq!(ParseError::Unknown("FROB".into()).reply().to_string(), "500 5.5.1 Unknown command FROB\r\n");
     }
 
     #[test]
     fn replies() {
-        assert_eq!(
-            Reply::new(250, "2.1.0", "OK").to_string(),
-            "250 2.1.0 OK\r\n"
-        );
+        assert_eq!(Reply::new(250, "2.1.0", "OK").to_string(), "250 2.1.0 OK\r\n");
         assert_eq!(
             Reply::plain(250, vec!["host".into(), "PIPELINING".into()]).to_string(),
             "250-host\r\n250 PIPELINING\r\n"

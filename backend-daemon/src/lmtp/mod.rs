@@ -48,8 +48,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                 return Ok(());
             }
             Action::Data { from, rcpts } => {
-                conn.send(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
-                    .await?;
+                conn.send(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n").await?;
                 let Some(message) = read_data(&ctx, &mut conn).await? else {
                     return Ok(());
                 };
@@ -74,11 +73,7 @@ async fn flush_unless_pipelined(conn: &mut Conn) -> std::io::Result<()> {
 
 async fn timed_out(ctx: &Ctx, conn: &mut Conn) {
     tracing::info!("idle timeout");
-    let bye = Reply::new(
-        421,
-        "4.4.2",
-        format!("{} Timeout, closing connection", ctx.cfg.hostname),
-    );
+    let bye = Reply::new(421, "4.4.2", format!("{} Timeout, closing connection", ctx.cfg.hostname));
     conn.queue(&bye.to_bytes());
     conn.shutdown().await;
 }
@@ -111,18 +106,9 @@ async fn read_data(ctx: &Ctx, conn: &mut Conn) -> std::io::Result<Option<Option<
 /// Stores one copy per recipient and returns their replies in order (RFC 2033 4.2).
 fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u8]>) -> Vec<Reply> {
     let Some(message) = message else {
-        tracing::info!(
-            limit = ctx.cfg.limits.max_literal_bytes,
-            "message over the size limit refused"
-        );
-        let too_big = format!(
-            "Message too big: the limit is {} bytes",
-            ctx.cfg.limits.max_literal_bytes
-        );
-        return rcpts
-            .iter()
-            .map(|_| Reply::new(552, "5.3.4", too_big.clone()))
-            .collect();
+        tracing::info!(limit = ctx.cfg.limits.max_literal_bytes, "message over the size limit refused");
+        let too_big = format!("Message too big: the limit is {} bytes", ctx.cfg.limits.max_literal_bytes);
+        return rcpts.iter().map(|_| Reply::new(552, "5.3.4", too_big.clone())).collect();
     };
     rcpts
         .iter()
@@ -130,12 +116,7 @@ fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u8]>) -
             let started = Instant::now();
             let bytes = with_trace_headers(from, &rcpt.address, message);
             let stored = crate::blocking(|| {
-                ctx.store.user(&rcpt.user)?.append(
-                    &MailboxName::inbox(),
-                    &bytes,
-                    Flags::default(),
-                    None,
-                )
+                ctx.store.user(&rcpt.user)?.append(&MailboxName::inbox(), &bytes, Flags::default(), None)
             });
             match stored {
                 Ok(a) => {
@@ -146,19 +127,11 @@ fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u8]>) -
                         ms = started.elapsed().as_millis() as u64,
                         "delivered"
                     );
-                    Reply::new(
-                        250,
-                        "2.0.0",
-                        format!("<{}> delivered, uid {}", rcpt.address, a.uid),
-                    )
+                    Reply::new(250, "2.0.0", format!("<{}> delivered, uid {}", rcpt.address, a.uid))
                 }
                 Err(e) => {
                     tracing::error!(user = %rcpt.user, size = bytes.len(), error = %e, "delivery failed");
-                    Reply::new(
-                        451,
-                        "4.3.0",
-                        format!("<{}>: temporary failure", rcpt.address),
-                    )
+                    Reply::new(451, "4.3.0", format!("<{}>: temporary failure", rcpt.address))
                 }
             }
         })

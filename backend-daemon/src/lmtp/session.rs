@@ -53,11 +53,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(hostname: &str, max_size: usize) -> Session {
-        Session {
-            state: State::Greeted,
-            hostname: hostname.to_string(),
-            max_size,
-        }
+        Session { state: State::Greeted, hostname: hostname.to_string(), max_size }
     }
 
     pub fn state(&self) -> &State {
@@ -65,10 +61,7 @@ impl Session {
     }
 
     pub fn greeting(&self) -> Reply {
-        Reply::plain(
-            220,
-            vec![format!("{} LMTP mailstored ready", self.hostname)],
-        )
+        Reply::plain(220, vec![format!("{} LMTP mailstored ready", self.hostname)])
     }
 
     /// Answers one command line. `lookup` maps an address (or its local part) to a user that
@@ -94,20 +87,14 @@ impl Session {
                     ],
                 ))
             }
-            Command::Helo => {
-                Action::Reply(Reply::new(500, "5.5.1", "This is an LMTP server: use LHLO"))
-            }
+            Command::Helo => Action::Reply(Reply::new(500, "5.5.1", "This is an LMTP server: use LHLO")),
             Command::Noop => ok("2.0.0", "OK"),
             Command::Vrfy => Action::Reply(Reply::new(
                 252,
                 "2.5.0",
                 "Cannot VRFY; send the message and the recipient will be checked",
             )),
-            Command::Quit => Action::Quit(Reply::new(
-                221,
-                "2.0.0",
-                format!("{} closing connection", self.hostname),
-            )),
+            Command::Quit => Action::Quit(Reply::new(221, "2.0.0", format!("{} closing connection", self.hostname))),
             Command::Rset => {
                 if self.state != State::Greeted {
                     self.state = State::Ready;
@@ -141,18 +128,11 @@ impl Session {
                     return Action::Reply(Reply::new(452, "4.5.3", "Too many recipients"));
                 }
                 let Some(user) = resolve(&to, lookup) else {
-                    return Action::Reply(Reply::new(
-                        550,
-                        "5.1.1",
-                        format!("<{to}>: no such user"),
-                    ));
+                    return Action::Reply(Reply::new(550, "5.1.1", format!("<{to}>: no such user")));
                 };
                 let rcpt = Recipient { address: to, user };
                 self.state = match std::mem::replace(&mut self.state, State::Ready) {
-                    State::Mail { from } => State::Rcpt {
-                        from,
-                        rcpts: vec![rcpt],
-                    },
+                    State::Mail { from } => State::Rcpt { from, rcpts: vec![rcpt] },
                     State::Rcpt { from, mut rcpts } => {
                         rcpts.push(rcpt);
                         State::Rcpt { from, rcpts }
@@ -206,9 +186,7 @@ mod tests {
     use super::*;
 
     fn users(s: &str) -> Option<Username> {
-        ["alice", "bob", "team@lists"]
-            .contains(&s.to_ascii_lowercase().as_str())
-            .then(|| Username::new(s).unwrap())
+        ["alice", "bob", "team@lists"].contains(&s.to_ascii_lowercase().as_str()).then(|| Username::new(s).unwrap())
     }
 
     fn reply(s: &mut Session, line: &str) -> String {
@@ -221,19 +199,13 @@ mod tests {
     #[test]
     fn full_transaction() {
         let mut s = Session::new("mx.test", 1000);
-        assert_eq!(
-            s.greeting().to_string(),
-            "220 mx.test LMTP mailstored ready\r\n"
-        );
+        assert_eq!(s.greeting().to_string(), "220 mx.test LMTP mailstored ready\r\n");
         let lhlo = reply(&mut s, "LHLO client");
         assert!(lhlo.starts_with("250-mx.test\r\n"), "{lhlo}");
         assert!(lhlo.ends_with("250 SIZE 1000\r\n"), "{lhlo}");
         assert!(reply(&mut s, "MAIL FROM:<x@y>").starts_with("250 2.1.0"));
         assert!(reply(&mut s, "RCPT TO:<Alice@example.org>").starts_with("250 2.1.5"));
-        assert_eq!(
-            reply(&mut s, "RCPT TO:<ghost@example.org>"),
-            "550 5.1.1 <ghost@example.org>: no such user\r\n"
-        );
+        assert_eq!(reply(&mut s, "RCPT TO:<ghost@example.org>"), "550 5.1.1 <ghost@example.org>: no such user\r\n");
         assert!(reply(&mut s, "RCPT TO:<bob+lists@x>").starts_with("250"));
         match s.handle(b"DATA", users) {
             Action::Data { from, rcpts } => {

@@ -46,9 +46,7 @@ impl ParseError {
 fn msg_number(s: &str) -> Result<u32, ParseError> {
     match s.parse::<u32>() {
         Ok(n) if n > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-        _ => Err(ParseError::Syntax(
-            "Invalid message number: expected a number from 1 up",
-        )),
+        _ => Err(ParseError::Syntax("Invalid message number: expected a number from 1 up")),
     }
 }
 
@@ -92,21 +90,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
             _ => Err(ParseError::Syntax("USER needs one user name")),
         },
         "AUTH" => match args[..] {
-            [] => Ok(Command::Auth {
-                mechanism: None,
-                initial: None,
-            }),
-            [m] => Ok(Command::Auth {
-                mechanism: Some(m.to_ascii_uppercase()),
-                initial: None,
-            }),
-            [m, ir] => Ok(Command::Auth {
-                mechanism: Some(m.to_ascii_uppercase()),
-                initial: Some(ir.to_string()),
-            }),
-            _ => Err(ParseError::Syntax(
-                "AUTH takes a mechanism and an initial response",
-            )),
+            [] => Ok(Command::Auth { mechanism: None, initial: None }),
+            [m] => Ok(Command::Auth { mechanism: Some(m.to_ascii_uppercase()), initial: None }),
+            [m, ir] => Ok(Command::Auth { mechanism: Some(m.to_ascii_uppercase()), initial: Some(ir.to_string()) }),
+            _ => Err(ParseError::Syntax("AUTH takes a mechanism and an initial response")),
         },
         "CAPA" => none(Command::Capa),
         "STLS" => none(Command::Stls),
@@ -117,25 +104,18 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         "TOP" => match args[..] {
             [n, lines] => Ok(Command::Top(
                 msg_number(n)?,
-                lines.parse::<u32>().map_err(|_| {
-                    ParseError::Syntax("TOP needs a message number and a number of lines")
-                })?,
+                lines
+                    .parse::<u32>()
+                    .map_err(|_| ParseError::Syntax("TOP needs a message number and a number of lines"))?,
             )),
-            _ => Err(ParseError::Syntax(
-                "TOP needs a message number and a number of lines",
-            )),
+            _ => Err(ParseError::Syntax("TOP needs a message number and a number of lines")),
         },
         "NOOP" => none(Command::Noop),
         "RSET" => none(Command::Rset),
         "UIDL" => opt_msg(Command::Uidl),
         "QUIT" => none(Command::Quit),
         "" => Err(ParseError::Unknown("(empty line)".into())),
-        _ => Err(ParseError::Unknown(
-            verb.chars()
-                .filter(|c| c.is_ascii_graphic())
-                .take(32)
-                .collect(),
-        )),
+        _ => Err(ParseError::Unknown(verb.chars().filter(|c| c.is_ascii_graphic()).take(32).collect())),
     }
 }
 
@@ -200,19 +180,11 @@ mod tests {
     #[test]
     fn commands() {
         assert!(matches!(parse_command(b"user Demo1"), Ok(Command::User(u)) if u == "Demo1"));
-        assert!(
-            matches!(parse_command(b"PASS with space "), Ok(Command::Pass(p)) if p.expose() == "with space ")
-        );
+        assert!(matches!(parse_command(b"PASS with space "), Ok(Command::Pass(p)) if p.expose() == "with space "));
         assert!(matches!(parse_command(b"LIST"), Ok(Command::List(None))));
-        assert!(matches!(
-            parse_command(b"list 3"),
-            Ok(Command::List(Some(3)))
-        ));
+        assert!(matches!(parse_command(b"list 3"), Ok(Command::List(Some(3)))));
         assert!(matches!(parse_command(b"TOP 2 0"), Ok(Command::Top(2, 0))));
-        assert!(matches!(
-            parse_command(b"UIDL 7"),
-            Ok(Command::Uidl(Some(7)))
-        ));
+        assert!(matches!(parse_command(b"UIDL 7"), Ok(Command::Uidl(Some(7)))));
         assert!(matches!(
             parse_command(b"AUTH plain AGEAYg=="),
             Ok(Command::Auth { mechanism: Some(m), initial: Some(i) }) if m == "PLAIN" && i == "AGEAYg=="
@@ -222,10 +194,7 @@ mod tests {
 
     #[test]
     fn bad_commands() {
-        assert_eq!(
-            parse_command(b"XYZZY 1").unwrap_err(),
-            ParseError::Unknown("XYZZY".into())
-        );
+        assert_eq!(parse_command(b"XYZZY 1").unwrap_err(), ParseError::Unknown("XYZZY".into()));
         for bad in [
             &b"RETR"[..],
             b"RETR 0",
@@ -238,11 +207,7 @@ mod tests {
             b"PASS",
             b"USER",
         ] {
-            assert!(
-                matches!(parse_command(bad), Err(ParseError::Syntax(_))),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(matches!(parse_command(bad), Err(ParseError::Syntax(_))), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 

@@ -68,35 +68,31 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                 conn.shutdown().await;
                 return Ok(());
             }
-            Action::Login { user, pass } => {
-                match ctx.users.verify_async(user.clone(), pass).await {
-                    Some(u) => match crate::blocking(|| open_maildrop(&ctx, &u)) {
-                        Ok((us, drop)) => {
-                            tracing::Span::current().record("user", u.as_str());
-                            tracing::info!(messages = drop.messages.len(), "logged in");
-                            store = Some(us);
-                            conn.queue(&session.logged_in(u, drop));
-                        }
-                        Err(e) => {
-                            tracing::error!(user = %u, error = %e, "cannot open maildrop");
-                            conn.queue(&err(
-                                "[SYS/TEMP] Cannot open the maildrop, try again later",
-                            ));
-                        }
-                    },
-                    None => {
-                        tracing::info!(user = ?user, "login failed");
-                        conn.flush().await?;
-                        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                        let (reply, close) = session.login_failed();
-                        conn.queue(&reply);
-                        if close {
-                            conn.shutdown().await;
-                            return Ok(());
-                        }
+            Action::Login { user, pass } => match ctx.users.verify_async(user.clone(), pass).await {
+                Some(u) => match crate::blocking(|| open_maildrop(&ctx, &u)) {
+                    Ok((us, drop)) => {
+                        tracing::Span::current().record("user", u.as_str());
+                        tracing::info!(messages = drop.messages.len(), "logged in");
+                        store = Some(us);
+                        conn.queue(&session.logged_in(u, drop));
+                    }
+                    Err(e) => {
+                        tracing::error!(user = %u, error = %e, "cannot open maildrop");
+                        conn.queue(&err("[SYS/TEMP] Cannot open the maildrop, try again later"));
+                    }
+                },
+                None => {
+                    tracing::info!(user = ?user, "login failed");
+                    conn.flush().await?;
+                    tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                    let (reply, close) = session.login_failed();
+                    conn.queue(&reply);
+                    if close {
+                        conn.shutdown().await;
+                        return Ok(());
                     }
                 }
-            }
+            },
             Action::StartTls => {
                 if let Some(acceptor) = ctx.tls.as_ref() {
                     conn.send(&ok("Begin TLS negotiation")).await?;
@@ -106,11 +102,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                     conn.queue(&err("STLS is not available"));
                 }
             }
-            Action::Retrieve {
-                header,
-                guid,
-                body_lines,
-            } => {
+            Action::Retrieve { header, guid, body_lines } => {
                 let read = match store.as_ref() {
                     Some(us) => crate::blocking(|| us.read_message(&guid)),
                     None => Err(mailstore::Error::Corrupt("no maildrop open".into())),
@@ -128,12 +120,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                     }
                 }
             }
-            Action::Update {
-                user,
-                mailbox,
-                seen,
-                deleted,
-            } => {
+            Action::Update { user, mailbox, seen, deleted } => {
                 let result = match store.as_ref() {
                     Some(us) => crate::blocking(|| update(us, mailbox, &seen, &deleted)),
                     None => Err(mailstore::Error::Corrupt("no maildrop open".into())),
@@ -141,10 +128,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                 let reply = match result {
                     Ok(n) => {
                         tracing::info!(deleted = n, seen = seen.len(), "quit, maildrop updated");
-                        ok(&format!(
-                            "{} signing off ({n} messages deleted)",
-                            ctx.cfg.hostname
-                        ))
+                        ok(&format!("{} signing off ({n} messages deleted)", ctx.cfg.hostname))
                     }
                     Err(e) => {
                         tracing::error!(user = %user, error = %e, "update at QUIT failed");
@@ -171,42 +155,22 @@ async fn flush_unless_pipelined(conn: &mut Conn) -> std::io::Result<()> {
 }
 
 /// Opens the user's store and snapshots INBOX.
-fn open_maildrop(
-    ctx: &Ctx,
-    user: &Username,
-) -> Result<(Arc<UserStore>, Maildrop), mailstore::Error> {
+fn open_maildrop(ctx: &Ctx, user: &Username) -> Result<(Arc<UserStore>, Maildrop), mailstore::Error> {
     let us = ctx.store.user(user)?;
-    let inbox = us
-        .mailbox(&MailboxName::inbox())?
-        .ok_or_else(|| mailstore::Error::NoSuchMailbox("INBOX".into()))?;
+    let inbox = us.mailbox(&MailboxName::inbox())?.ok_or_else(|| mailstore::Error::NoSuchMailbox("INBOX".into()))?;
     let messages = us
         .messages(inbox.id)?
         .into_iter()
-        .map(|(uid, rec)| Message {
-            uid,
-            size: rec.size,
-            guid: rec.guid,
-            deleted: false,
-            retrieved: false,
-        })
+        .map(|(uid, rec)| Message { uid, size: rec.size, guid: rec.guid, deleted: false, retrieved: false })
         .collect();
-    let drop = Maildrop {
-        mailbox: inbox.id,
-        uidvalidity: inbox.uidvalidity,
-        messages,
-    };
+    let drop = Maildrop { mailbox: inbox.id, uidvalidity: inbox.uidvalidity, messages };
     Ok((us, drop))
 }
 
 /// The UPDATE state (RFC 1939 6): `\Seen` for retrieved messages (as Dovecot does) and the
 /// DELE'd messages expunged — exactly those — in one store transaction. Returns how many were
 /// removed.
-fn update(
-    us: &UserStore,
-    mailbox: u32,
-    seen: &[u32],
-    deleted: &[u32],
-) -> Result<usize, mailstore::Error> {
+fn update(us: &UserStore, mailbox: u32, seen: &[u32], deleted: &[u32]) -> Result<usize, mailstore::Error> {
     if seen.is_empty() && deleted.is_empty() {
         return Ok(0);
     }

@@ -29,16 +29,11 @@ pub struct Maildrop {
 
 impl Maildrop {
     fn live(&self) -> impl Iterator<Item = (usize, &Message)> {
-        self.messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !m.deleted)
-            .map(|(i, m)| (i + 1, m))
+        self.messages.iter().enumerate().filter(|(_, m)| !m.deleted).map(|(i, m)| (i + 1, m))
     }
 
     fn stat(&self) -> (usize, u64) {
-        self.live()
-            .fold((0, 0), |(n, s), (_, m)| (n + 1, s + u64::from(m.size)))
+        self.live().fold((0, 0), |(n, s), (_, m)| (n + 1, s + u64::from(m.size)))
     }
 
     fn get(&mut self, n: u32) -> Result<&mut Message, Vec<u8>> {
@@ -145,9 +140,8 @@ impl Session {
 
     /// RFC 2449 5: capabilities depend on the state (and on TLS for STLS).
     fn capa(&self) -> Vec<u8> {
-        let mut caps: Vec<String> = ["TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"]
-            .map(String::from)
-            .to_vec();
+        let mut caps: Vec<String> =
+            ["TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"].map(String::from).to_vec();
         if matches!(self.state, State::Authorization { .. }) {
             caps.push("USER".into());
             caps.push("SASL PLAIN".into());
@@ -174,9 +168,7 @@ impl Session {
         };
         match cmd {
             Command::Capa => return Action::Reply(self.capa()),
-            Command::Noop if matches!(self.state, State::Transaction { .. }) => {
-                return Action::Reply(ok("OK"))
-            }
+            Command::Noop if matches!(self.state, State::Transaction { .. }) => return Action::Reply(ok("OK")),
             _ => {}
         }
         match &mut self.state {
@@ -190,9 +182,7 @@ impl Session {
                     None => Action::Reply(err("Send USER first")),
                 },
                 Command::Auth { mechanism, initial } => match (mechanism.as_deref(), initial) {
-                    (None, _) => {
-                        Action::Reply(multi("Supported SASL mechanisms", &["PLAIN".into()]))
-                    }
+                    (None, _) => Action::Reply(multi("Supported SASL mechanisms", &["PLAIN".into()])),
                     (Some("PLAIN"), Some(ir)) => self.sasl_plain(ir.as_bytes()),
                     (Some("PLAIN"), None) => {
                         self.state = State::SaslPlain;
@@ -200,9 +190,7 @@ impl Session {
                     }
                     (Some(_), _) => Action::Reply(err("Unsupported SASL mechanism: only PLAIN")),
                 },
-                Command::Stls if !self.tls_available => {
-                    Action::Reply(err("STLS is not available: no TLS configured"))
-                }
+                Command::Stls if !self.tls_available => Action::Reply(err("STLS is not available: no TLS configured")),
                 Command::Stls if self.tls_active => Action::Reply(err("TLS is already active")),
                 Command::Stls => Action::StartTls,
                 Command::Quit => Action::Close(ok(&format!("{} signing off", self.hostname))),
@@ -233,9 +221,7 @@ impl Session {
     pub fn logged_in(&mut self, user: Username, drop: Maildrop) -> Vec<u8> {
         let (n, size) = drop.stat();
         self.state = State::Transaction { user, drop };
-        ok(&format!(
-            "Logged in, maildrop has {n} messages ({size} octets)"
-        ))
+        ok(&format!("Logged in, maildrop has {n} messages ({size} octets)"))
     }
 
     /// The login failed. Returns the reply and whether to close the connection (too many
@@ -283,10 +269,7 @@ fn transaction(cmd: Command, user: &Username, drop: &mut Maildrop) -> Action {
         }
         Command::List(None) => {
             let (n, size) = drop.stat();
-            let lines: Vec<String> = drop
-                .live()
-                .map(|(i, m)| format!("{i} {}", m.size))
-                .collect();
+            let lines: Vec<String> = drop.live().map(|(i, m)| format!("{i} {}", m.size)).collect();
             reply(multi(&format!("{n} messages ({size} octets)"), &lines))
         }
         Command::List(Some(n)) => match drop.get(n) {
@@ -294,10 +277,7 @@ fn transaction(cmd: Command, user: &Username, drop: &mut Maildrop) -> Action {
             Err(e) => fail(e),
         },
         Command::Uidl(None) => {
-            let lines: Vec<String> = drop
-                .live()
-                .map(|(i, m)| format!("{i} {}", drop.unique_id(m)))
-                .collect();
+            let lines: Vec<String> = drop.live().map(|(i, m)| format!("{i} {}", drop.unique_id(m))).collect();
             reply(multi("Unique-ID listing follows", &lines))
         }
         Command::Uidl(Some(n)) => match drop.get(n) {
@@ -310,20 +290,12 @@ fn transaction(cmd: Command, user: &Username, drop: &mut Maildrop) -> Action {
         Command::Retr(n) => match drop.get(n) {
             Ok(m) => {
                 m.retrieved = true;
-                Action::Retrieve {
-                    header: ok(&format!("{} octets", m.size)),
-                    guid: m.guid,
-                    body_lines: None,
-                }
+                Action::Retrieve { header: ok(&format!("{} octets", m.size)), guid: m.guid, body_lines: None }
             }
             Err(e) => fail(e),
         },
         Command::Top(n, lines) => match drop.get(n) {
-            Ok(m) => Action::Retrieve {
-                header: ok("Top of message follows"),
-                guid: m.guid,
-                body_lines: Some(lines),
-            },
+            Ok(m) => Action::Retrieve { header: ok("Top of message follows"), guid: m.guid, body_lines: Some(lines) },
             Err(e) => fail(e),
         },
         Command::Dele(n) => match drop.get(n) {
@@ -343,12 +315,7 @@ fn transaction(cmd: Command, user: &Username, drop: &mut Maildrop) -> Action {
         Command::Noop => reply(ok("OK")),
         Command::Quit => {
             let pick = |f: fn(&Message) -> bool| -> Vec<u32> {
-                let mut v: Vec<u32> = drop
-                    .messages
-                    .iter()
-                    .filter(|m| f(m))
-                    .map(|m| m.uid)
-                    .collect();
+                let mut v: Vec<u32> = drop.messages.iter().filter(|m| f(m)).map(|m| m.uid).collect();
                 v.sort_unstable();
                 v
             };
@@ -359,10 +326,7 @@ fn transaction(cmd: Command, user: &Username, drop: &mut Maildrop) -> Action {
                 deleted: pick(|m| m.deleted),
             }
         }
-        other => reply(err(&format!(
-            "Already logged in: {} is not allowed in the TRANSACTION state",
-            name(&other)
-        ))),
+        other => reply(err(&format!("Already logged in: {} is not allowed in the TRANSACTION state", name(&other)))),
     }
 }
 

@@ -90,8 +90,7 @@ Message-ID: <simple@example.org>
 Line one
 Line two
 "#;
-const SIMPLE_STRUCTURE: &str =
-    r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 20 2 NIL NIL NIL NIL)"#;
+const SIMPLE_STRUCTURE: &str = r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 20 2 NIL NIL NIL NIL)"#;
 
 fn check(msg: &str, structure: &str) -> crate::Analysis {
     let a = analyze(&crlf(msg));

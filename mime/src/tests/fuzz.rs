@@ -60,10 +60,7 @@ const SNIPPETS: &[&[u8]] = &[
 
 /// `MIME_FUZZ_ITERS` overrides the default for longer local runs.
 fn iterations(default: usize) -> usize {
-    std::env::var("MIME_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var("MIME_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
@@ -103,10 +100,7 @@ fn assert_well_formed(s: &str) {
             b'"' => {
                 i += 1;
                 while b[i] != b'"' {
-                    assert!(
-                        b[i] != b'\r' && b[i] != b'\n' && b[i] < 0x80,
-                        "bad quoted: {s:?}"
-                    );
+                    assert!(b[i] != b'\r' && b[i] != b'\n' && b[i] < 0x80, "bad quoted: {s:?}");
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
             }
@@ -129,10 +123,7 @@ fn exercise(rng: &mut Rng, raw: &[u8]) {
     assert_well_formed(&a.envelope);
     assert_well_formed(&a.body);
     assert_well_formed(&a.bodystructure);
-    let whole = Section {
-        part: vec![],
-        text: SectionText::Full,
-    };
+    let whole = Section { part: vec![], text: SectionText::Full };
     assert_eq!(&section(raw, &whole)[..], raw);
     for _ in 0..4 {
         let part: Vec<u32> = (0..rng.below(4)).map(|_| rng.below(4) as u32).collect();
@@ -145,10 +136,7 @@ fn exercise(rng: &mut Rng, raw: &[u8]) {
             _ => SectionText::Mime,
         };
         let got = section(raw, &Section { part, text });
-        assert!(
-            got.len() <= raw.len() + 4,
-            "section longer than the message"
-        );
+        assert!(got.len() <= raw.len() + 4, "section longer than the message");
     }
     body_text(raw);
     header_text(raw);
@@ -187,24 +175,15 @@ fn deep_nesting_is_bounded() {
     }
     let a = analyze(&deep_msg);
     assert_well_formed(&a.bodystructure);
-    assert_eq!(
-        a.bodystructure.matches(r#"("MESSAGE" "RFC822""#).count(),
-        64
-    );
-    assert!(a
-        .bodystructure
-        .contains(r#"("APPLICATION" "OCTET-STREAM" NIL"#));
+    assert_eq!(a.bodystructure.matches(r#"("MESSAGE" "RFC822""#).count(), 64);
+    assert!(a.bodystructure.contains(r#"("APPLICATION" "OCTET-STREAM" NIL"#));
     let mut deep_mp = Vec::new();
     for i in 0..2000 {
-        deep_mp.extend_from_slice(
-            format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes(),
-        );
+        deep_mp.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes());
     }
     let a = analyze(&deep_mp);
     assert_well_formed(&a.bodystructure);
-    assert!(a
-        .body
-        .contains(r#"("APPLICATION" "OCTET-STREAM" ("BOUNDARY" "b64") NIL NIL "7BIT" "#));
+    assert!(a.body.contains(r#"("APPLICATION" "OCTET-STREAM" ("BOUNDARY" "b64") NIL NIL "7BIT" "#));
     body_text(&deep_mp);
     let many: Vec<u8> = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
         .iter()
@@ -247,8 +226,7 @@ fn decoders_never_panic() {
         let cs = CHARSETS[rng.below(CHARSETS.len())];
         let payload: Vec<u8> = (0..rng.below(24)).map(|_| rng.next() as u8).collect();
         crate::text::decode_charset(&payload, cs);
-        let mut subject =
-            format!("Subject: =?{cs}?{}?", ["q", "b", "Q", "x"][rng.below(4)]).into_bytes();
+        let mut subject = format!("Subject: =?{cs}?{}?", ["q", "b", "Q", "x"][rng.below(4)]).into_bytes();
         subject.extend(payload.iter().filter(|&&b| b != b'\n'));
         subject.extend_from_slice(b"?= tail\r\n");
         let mut date = DATES[rng.below(DATES.len())].as_bytes().to_vec();
@@ -263,11 +241,7 @@ fn decoders_never_panic() {
         raw.extend_from_slice(b"\r\nContent-Type: text/plain; charset=");
         raw.extend_from_slice(cs.as_bytes());
         raw.extend_from_slice(b"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
-        raw.extend(
-            payload
-                .iter()
-                .map(|b| b"AZaz09+/=\r\n!"[usize::from(*b) % 12]),
-        );
+        raw.extend(payload.iter().map(|b| b"AZaz09+/=\r\n!"[usize::from(*b) % 12]));
         let a = analyze(&raw);
         assert_well_formed(&a.envelope);
         header_values(&raw, "subject");
@@ -281,9 +255,7 @@ fn decoders_never_panic() {
 #[test]
 fn large_message_is_fast() {
     let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\r\n";
-    let mut raw = crlf(
-        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\n",
-    );
+    let mut raw = crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\n");
     raw.extend(line.repeat(300_000).bytes());
     raw.extend_from_slice(b"--b--\r\n");
     let start = std::time::Instant::now();

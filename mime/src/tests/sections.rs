@@ -7,10 +7,7 @@ use super::structure::NESTED;
 use crate::{section, Section, SectionText};
 
 fn get(raw: &[u8], part: &[u32], text: SectionText) -> String {
-    let s = Section {
-        part: part.to_vec(),
-        text,
-    };
+    let s = Section { part: part.to_vec(), text };
     String::from_utf8(section(raw, &s).into_owned()).expect("test data is UTF-8")
 }
 
@@ -23,15 +20,9 @@ fn nested_parts() {
     let raw = crlf(NESTED);
     use SectionText::*;
     assert_eq!(get(&raw, &[1, 1], Full), "Hi Bob");
-    assert_eq!(
-        get(&raw, &[1, 2], Mime),
-        "Content-Type: text/html; charset=utf-8\r\nContent-Language: en, de\r\n\r\n"
-    );
+    assert_eq!(get(&raw, &[1, 2], Mime), "Content-Type: text/html; charset=utf-8\r\nContent-Language: en, de\r\n\r\n");
     let alt = get(&raw, &[1], Full);
-    assert!(
-        alt.starts_with("--alt\r\n") && alt.ends_with("--alt--"),
-        "{alt:?}"
-    );
+    assert!(alt.starts_with("--alt\r\n") && alt.ends_with("--alt--"), "{alt:?}");
     assert_eq!(get(&raw, &[2], Full), "iVBORw0K");
     let inner = get(&raw, &[3], Full);
     assert!(inner.starts_with("From: Dave") && inner.ends_with("--in--"));
@@ -41,33 +32,16 @@ fn nested_parts() {
          Content-Type: multipart/mixed; boundary=in\r\n\r\n"
     );
     assert!(get(&raw, &[3], Text).starts_with("--in\r\n\r\ninner text"));
-    assert_eq!(
-        get(&raw, &[3], HeaderFields(fields(&["subject", "X-None"]))),
-        "Subject: inner\r\n\r\n"
-    );
-    assert_eq!(
-        get(&raw, &[3], Mime),
-        "Content-Type: message/rfc822\r\nContent-Description: forwarded\r\n\r\n"
-    );
+    assert_eq!(get(&raw, &[3], HeaderFields(fields(&["subject", "X-None"]))), "Subject: inner\r\n\r\n");
+    assert_eq!(get(&raw, &[3], Mime), "Content-Type: message/rfc822\r\nContent-Description: forwarded\r\n\r\n");
     assert_eq!(get(&raw, &[3, 1], Full), "inner text");
     assert_eq!(get(&raw, &[3, 1], Mime), "\r\n");
-    assert_eq!(
-        get(&raw, &[3, 2], Full),
-        "Subject: deepest\r\n\r\ndeep body"
-    );
+    assert_eq!(get(&raw, &[3, 2], Full), "Subject: deepest\r\n\r\ndeep body");
     assert_eq!(get(&raw, &[3, 2], Header), "Subject: deepest\r\n\r\n");
     assert_eq!(get(&raw, &[3, 2], Text), "deep body");
     assert_eq!(get(&raw, &[3, 2, 1], Full), "deep body");
     // Nonexistent parts, and HEADER/TEXT of a part that is no message.
-    for part in [
-        &[4][..],
-        &[0],
-        &[1, 3],
-        &[2, 1],
-        &[3, 3],
-        &[3, 2, 2],
-        &[3, 2, 1, 1],
-    ] {
+    for part in [&[4][..], &[0], &[1, 3], &[2, 1], &[3, 3], &[3, 2, 2], &[3, 2, 1, 1]] {
         assert_eq!(get(&raw, part, Full), "", "{part:?}");
     }
     assert_eq!(get(&raw, &[1, 1], Header), "");
@@ -90,23 +64,13 @@ fn top_level() {
     let not = get(
         &raw,
         &[],
-        HeaderFieldsNot(fields(&[
-            "to",
-            "subject",
-            "date",
-            "message-id",
-            "mime-version",
-            "content-type",
-        ])),
+        HeaderFieldsNot(fields(&["to", "subject", "date", "message-id", "mime-version", "content-type"])),
     );
     assert_eq!(not, "From: \"Ann Example\" <ann@example.org>\r\n\r\n");
     assert_eq!(get(&raw, &[], HeaderFields(fields(&["Nope"]))), "\r\n");
     assert_eq!(get(&raw, &[], Mime), "");
     // Full sections borrow from the message.
-    let s = Section {
-        part: vec![1, 1],
-        text: Full,
-    };
+    let s = Section { part: vec![1, 1], text: Full };
     assert!(matches!(section(&raw, &s), Cow::Borrowed(_)));
 }
 
@@ -116,14 +80,8 @@ fn single_part_message() {
     use SectionText::*;
     assert_eq!(get(&raw, &[1], Full), "body line\r\n");
     assert_eq!(get(&raw, &[], Text), "body line\r\n");
-    assert_eq!(
-        get(&raw, &[1], Mime),
-        "Subject: one\r\n two\r\nFrom: a@b\r\n\r\n"
-    );
-    assert_eq!(
-        get(&raw, &[], HeaderFields(fields(&["SUBJECT"]))),
-        "Subject: one\r\n two\r\n\r\n"
-    );
+    assert_eq!(get(&raw, &[1], Mime), "Subject: one\r\n two\r\nFrom: a@b\r\n\r\n");
+    assert_eq!(get(&raw, &[], HeaderFields(fields(&["SUBJECT"]))), "Subject: one\r\n two\r\n\r\n");
     assert_eq!(get(&raw, &[2], Full), "");
     assert_eq!(get(&raw, &[1, 1], Full), "");
     // A message whose body is itself message/rfc822: part 1 is that message.
@@ -132,10 +90,7 @@ fn single_part_message() {
     assert_eq!(get(&raw, &[1, 1], Full), "hello\r\n");
     // No blank line at all; a last header line without CRLF gets one.
     let raw = b"Subject: x\r\nFrom: a@b";
-    assert_eq!(
-        get(raw, &[], HeaderFields(fields(&["from"]))),
-        "From: a@b\r\n\r\n"
-    );
+    assert_eq!(get(raw, &[], HeaderFields(fields(&["from"]))), "From: a@b\r\n\r\n");
     assert_eq!(get(raw, &[], Text), "");
     assert_eq!(get(b"", &[], Header), "");
 }

@@ -27,14 +27,8 @@ fn rfc3501_append_example() {
              ((NIL NIL \"mooch\" \"owatagu.siam.edu\")) NIL NIL NIL \"<B27397-0100000@Blurdybloop.COM>\")"
         )
     );
-    assert_eq!(
-        a.body,
-        r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 55 1)"#
-    );
-    assert_eq!(
-        a.bodystructure,
-        r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 55 1 NIL NIL NIL NIL)"#
-    );
+    assert_eq!(a.body, r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 55 1)"#);
+    assert_eq!(a.bodystructure, r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 55 1 NIL NIL NIL NIL)"#);
     assert_eq!(a.header_len, raw.len() - 55);
     // 1994-02-08T05:52:25Z
     assert_eq!(a.sent_date, Some(760_686_745));
@@ -200,27 +194,19 @@ fn missing_headers_and_defaults() {
     let raw = crlf("X-Other: 1\n\nbody\n");
     let a = analyze(&raw);
     assert_eq!(a.envelope, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
-    assert_eq!(
-        a.body,
-        r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 6 1)"#
-    );
+    assert_eq!(a.body, r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 6 1)"#);
     assert_eq!(a.sent_date, None);
     assert_eq!(a.header_len, 14);
     // Present but empty: strings become "", address lists NIL.
     let raw = crlf("Subject:\nFrom: \nDate: not a date\n\n");
     let a = analyze(&raw);
-    assert_eq!(
-        a.envelope,
-        r#"("not a date" "" NIL NIL NIL NIL NIL NIL NIL NIL)"#
-    );
+    assert_eq!(a.envelope, r#"("not a date" "" NIL NIL NIL NIL NIL NIL NIL NIL)"#);
     assert_eq!(a.sent_date, None);
 }
 
 #[test]
 fn sender_and_reply_to() {
-    let raw = crlf(
-        "From: a@x\nSender: s@x\nReply-To: \nTo: undisclosed-recipients:;\nCc: c@x\nBcc: <b@x>\n\n",
-    );
+    let raw = crlf("From: a@x\nSender: s@x\nReply-To: \nTo: undisclosed-recipients:;\nCc: c@x\nBcc: <b@x>\n\n");
     let a = analyze(&raw);
     assert_eq!(
         a.envelope,
@@ -258,29 +244,15 @@ fn broken_mime() {
         r#"(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0) "MIXED" ("BOUNDARY" "zz") NIL NIL NIL)"#
     );
     // Multipart without boundary, garbage type: RFC 2045 5.2 default.
-    for ct in [
-        "multipart/mixed",
-        "garbage",
-        "text/",
-        "/plain",
-        "te xt/plain",
-        "\u{1}",
-    ] {
+    for ct in ["multipart/mixed", "garbage", "text/", "/plain", "te xt/plain", "\u{1}"] {
         let raw = crlf(&format!("Content-Type: {ct}\n\nx"));
-        assert_eq!(
-            analyze(&raw).body,
-            r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 1 1)"#,
-            "{ct}"
-        );
+        assert_eq!(analyze(&raw).body, r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 1 1)"#, "{ct}");
     }
     // No blank line: all header, empty body.
     let raw = b"Subject: x\r\nFrom: a@b";
     let a = analyze(raw);
     assert_eq!(a.header_len, raw.len());
-    assert_eq!(
-        a.body,
-        r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0)"#
-    );
+    assert_eq!(a.body, r#"("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0)"#);
     assert!(a.envelope.starts_with(r#"(NIL "x" ((NIL NIL "a" "b"))"#));
     // Empty input.
     let a = analyze(b"");

@@ -7,31 +7,15 @@ use crate::{body_text, contains_ci, header_text, header_values};
 #[test]
 fn encoded_word_subject() {
     let raw = crlf(NESTED);
-    assert_eq!(
-        header_values(&raw, "subject"),
-        vec!["caf\u{e9} plans".to_string()]
-    );
-    assert_eq!(
-        header_values(&raw, "From"),
-        vec!["\"Ann Example\" <ann@example.org>".to_string()]
-    );
+    assert_eq!(header_values(&raw, "subject"), vec!["caf\u{e9} plans".to_string()]);
+    assert_eq!(header_values(&raw, "From"), vec!["\"Ann Example\" <ann@example.org>".to_string()]);
     assert!(header_values(&raw, "X-Missing").is_empty());
-    let raw = crlf(
-        "Subject: =?UTF-8?B?w6l0w6k=?=\n =?utf-8?q?_d=C3=A9j=C3=A0?=\nX-A: 1\nx-a: 2\n\nbody mentions x-a: 3\n",
-    );
-    assert_eq!(
-        header_values(&raw, "SUBJECT"),
-        vec!["\u{e9}t\u{e9} d\u{e9}j\u{e0}".to_string()]
-    );
-    assert_eq!(
-        header_values(&raw, "x-a"),
-        vec!["1".to_string(), "2".to_string()]
-    );
+    let raw =
+        crlf("Subject: =?UTF-8?B?w6l0w6k=?=\n =?utf-8?q?_d=C3=A9j=C3=A0?=\nX-A: 1\nx-a: 2\n\nbody mentions x-a: 3\n");
+    assert_eq!(header_values(&raw, "SUBJECT"), vec!["\u{e9}t\u{e9} d\u{e9}j\u{e0}".to_string()]);
+    assert_eq!(header_values(&raw, "x-a"), vec!["1".to_string(), "2".to_string()]);
     let all = header_text(&raw);
-    assert!(
-        all.contains("Subject: \u{e9}t\u{e9} d\u{e9}j\u{e0}\n"),
-        "{all}"
-    );
+    assert!(all.contains("Subject: \u{e9}t\u{e9} d\u{e9}j\u{e0}\n"), "{all}");
     assert!(!all.contains("body"));
     assert!(contains_ci(&all, "\u{c9}T\u{c9}"));
 }
@@ -68,14 +52,8 @@ forwarded text
     );
     let text = body_text(&raw);
     assert!(text.contains("Hello w\u{f6}rld"), "{text:?}");
-    assert!(
-        text.contains("<p>Gr\u{fc}\u{df}e, soft break</p>"),
-        "{text:?}"
-    );
-    assert!(
-        !text.contains("secret") && !text.contains("c2VjcmV0"),
-        "{text:?}"
-    );
+    assert!(text.contains("<p>Gr\u{fc}\u{df}e, soft break</p>"), "{text:?}");
+    assert!(!text.contains("secret") && !text.contains("c2VjcmV0"), "{text:?}");
     assert!(text.contains("forwarded text"));
     assert!(!text.contains("fwd"));
     assert!(contains_ci(&text, "GR\u{dc}\u{df}E, SOFT"));

@@ -6,13 +6,7 @@ fn drop3() -> Maildrop {
         uidvalidity: 0x65f0_0000,
         messages: [(1, 100), (2, 200), (5, 300)]
             .into_iter()
-            .map(|(uid, size)| Message {
-                uid,
-                size,
-                guid: Guid([uid as u8; 32]),
-                deleted: false,
-                retrieved: false,
-            })
+            .map(|(uid, size)| Message { uid, size, guid: Guid([uid as u8; 32]), deleted: false, retrieved: false })
             .collect(),
     }
 }
@@ -34,10 +28,7 @@ fn logged_in() -> Session {
         other => panic!("{other:?}"),
     }
     let r = s.logged_in(Username::new("demo1").unwrap(), drop3());
-    assert_eq!(
-        r,
-        b"+OK Logged in, maildrop has 3 messages (600 octets)\r\n"
-    );
+    assert_eq!(r, b"+OK Logged in, maildrop has 3 messages (600 octets)\r\n");
     s
 }
 
@@ -46,22 +37,13 @@ fn authorization_state() {
     let mut s = Session::new("pop.test", true, false);
     assert_eq!(s.greeting(), b"+OK pop.test mailstored POP3 ready\r\n");
     let capa = text(s.handle(b"CAPA"));
-    for c in [
-        "\r\nUSER\r\n",
-        "\r\nSASL PLAIN\r\n",
-        "\r\nSTLS\r\n",
-        "\r\nUIDL\r\n",
-        "\r\nTOP\r\n",
-    ] {
+    for c in ["\r\nUSER\r\n", "\r\nSASL PLAIN\r\n", "\r\nSTLS\r\n", "\r\nUIDL\r\n", "\r\nTOP\r\n"] {
         assert!(capa.contains(c), "{capa}");
     }
     assert!(capa.ends_with("\r\n.\r\n"));
     assert_eq!(text(s.handle(b"PASS x")), "-ERR Send USER first\r\n");
     let stat = text(s.handle(b"STAT"));
-    assert!(
-        stat.starts_with("-ERR Not logged in") && stat.contains("got STAT"),
-        "{stat}"
-    );
+    assert!(stat.starts_with("-ERR Not logged in") && stat.contains("got STAT"), "{stat}");
     assert!(text(s.handle(b"FOO")).starts_with("-ERR Unknown command: FOO"));
     assert!(matches!(s.handle(b"STLS"), Action::StartTls));
     s.tls_started();
@@ -89,10 +71,7 @@ fn auth_plain_both_forms() {
     assert_eq!(text(s.handle(b"*")), "-ERR Authentication cancelled\r\n");
     assert!(text(s.handle(b"AUTH PLAIN !!!")).starts_with("-ERR invalid base64"));
     assert!(text(s.handle(b"AUTH CRAM-MD5")).starts_with("-ERR Unsupported"));
-    assert_eq!(
-        text(s.handle(b"AUTH")),
-        "+OK Supported SASL mechanisms\r\nPLAIN\r\n.\r\n"
-    );
+    assert_eq!(text(s.handle(b"AUTH")), "+OK Supported SASL mechanisms\r\nPLAIN\r\n.\r\n");
 }
 
 #[test]
@@ -109,10 +88,7 @@ fn login_failures_close_after_the_limit() {
 fn listings() {
     let mut s = logged_in();
     assert_eq!(text(s.handle(b"STAT")), "+OK 3 600\r\n");
-    assert_eq!(
-        text(s.handle(b"LIST")),
-        "+OK 3 messages (600 octets)\r\n1 100\r\n2 200\r\n3 300\r\n.\r\n"
-    );
+    assert_eq!(text(s.handle(b"LIST")), "+OK 3 messages (600 octets)\r\n1 100\r\n2 200\r\n3 300\r\n.\r\n");
     assert_eq!(text(s.handle(b"LIST 2")), "+OK 2 200\r\n");
     assert_eq!(text(s.handle(b"LIST 4")), "-ERR No such message 4\r\n");
     assert_eq!(
@@ -134,41 +110,20 @@ fn dele_rset_and_quit() {
     assert_eq!(text(s.handle(b"DELE 2")), "-ERR Message 2 is deleted\r\n");
     assert_eq!(text(s.handle(b"RETR 2")), "-ERR Message 2 is deleted\r\n");
     assert_eq!(text(s.handle(b"STAT")), "+OK 2 400\r\n");
-    assert_eq!(
-        text(s.handle(b"LIST")),
-        "+OK 2 messages (400 octets)\r\n1 100\r\n3 300\r\n.\r\n"
-    );
-    assert_eq!(
-        text(s.handle(b"RSET")),
-        "+OK Maildrop has 3 messages (600 octets)\r\n"
-    );
+    assert_eq!(text(s.handle(b"LIST")), "+OK 2 messages (400 octets)\r\n1 100\r\n3 300\r\n.\r\n");
+    assert_eq!(text(s.handle(b"RSET")), "+OK Maildrop has 3 messages (600 octets)\r\n");
     match s.handle(b"RETR 3") {
-        Action::Retrieve {
-            header,
-            guid,
-            body_lines: None,
-        } => {
+        Action::Retrieve { header, guid, body_lines: None } => {
             assert_eq!(header, b"+OK 300 octets\r\n");
             assert_eq!(guid, Guid([5; 32]));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        s.handle(b"TOP 1 0"),
-        Action::Retrieve {
-            body_lines: Some(0),
-            ..
-        }
-    ));
+    assert!(matches!(s.handle(b"TOP 1 0"), Action::Retrieve { body_lines: Some(0), .. }));
     s.handle(b"DELE 3");
     s.handle(b"DELE 1");
     match s.handle(b"QUIT") {
-        Action::Update {
-            user,
-            mailbox,
-            seen,
-            deleted,
-        } => {
+        Action::Update { user, mailbox, seen, deleted } => {
             assert_eq!(user.as_str(), "demo1");
             assert_eq!(mailbox, 1);
             assert!(seen.is_empty(), "a deleted message needs no \\Seen");
