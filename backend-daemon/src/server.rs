@@ -86,7 +86,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
         (l.lmtp, Proto::Lmtp, false),
     ] {
         if let Some(addr) = addr {
-            let sock = TcpListener::bind(addr).await.with_context(|| {
+            let sock = listen(addr).with_context(|| {
                 format!("cannot listen on {addr} ({}{})", proto.name(), if implicit_tls { "s" } else { "" })
             })?;
             tracing::info!(%addr, proto = proto.name(), tls = implicit_tls, "listening");
@@ -104,6 +104,16 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
         t.await?;
     }
     Ok(())
+}
+
+/// A listening socket with SO_REUSEADDR (restart without waiting for TIME_WAIT) and a backlog
+/// sized for login storms after a frontend failover, not the 128 of a plain `bind`.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    sock.set_nodelay(true)?;
+    sock.bind(addr)?;
+    sock.listen(1024)
 }
 
 async fn accept_loop(ctx: Arc<Ctx>, sock: TcpListener, proto: Proto, implicit_tls: bool, limit: Arc<Semaphore>) {
