@@ -1,0 +1,60 @@
+//! `mailctl`: the operator's CLI. Every failure prints one line on stderr and exits with 1.
+#![forbid(unsafe_code)]
+
+mod args;
+mod roles_cmd;
+mod ticket_cmd;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use crate::args::Args;
+
+const USAGE: &str = "\
+usage:
+  mailctl roles --db DIR set USER BACKEND [--state active|moving|legacy:HOST[:PORT]]
+  mailctl roles --db DIR get USER
+  mailctl roles --db DIR list
+  mailctl roles --db DIR delete USER
+  mailctl roles --db DIR import FILE.csv     (lines: user,backend[,state]; all or nothing)
+  mailctl roles --db DIR export              (CSV on stdout, the import format)
+  mailctl roles --db DIR backend add NAME IP --imap PORT --pop3 PORT --lmtp PORT [--partner NAME] [--state STATE]
+  mailctl roles --db DIR backend set NAME [--state up|down|failover] [--ip IP] [--imap PORT] [--pop3 PORT]
+                                          [--lmtp PORT] [--partner NAME|none]
+  mailctl roles --db DIR backend list
+  mailctl roles --db DIR backend delete NAME
+  mailctl roles --db DIR seq                 (last changelog sequence number)
+  mailctl ticket-key generate > FILE         (a new random login-ticket key, 64 hex characters)
+  mailctl ticket issue --key FILE --user USER [--ttl SECONDS] [--now UNIX]
+                                             (ttl 0 or negative: an already expired ticket)
+  mailctl ticket verify --key FILE TICKET
+--db may also come from MAILCTL_ROLES_DB.";
+
+fn main() -> ExitCode {
+    let args = Args::new(std::env::args().skip(1));
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: anyhow's alternate form joins the causes with ": ".
+            eprintln!("mailctl: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(mut args: Args) -> Result<()> {
+    let Some(cmd) = args.next_positional() else {
+        bail!("no command given (mailctl help)");
+    };
+    match cmd.as_str() {
+        "roles" => roles_cmd::run(args),
+        "ticket-key" => ticket_cmd::run_key(args),
+        "ticket" => ticket_cmd::run(args),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?} (mailctl help)"),
+    }
+}
