@@ -9,12 +9,12 @@
 //! client>` with an optional `Auth-Wait: <seconds>` after which nginx lets the client try again
 //! (without it nginx closes the connection).
 //!
-//! This groundwork version verifies against a fixed demo directory and routes every user to one
-//! backend; later versions add the directory, cache, roles and ticket layers in front of
-//! [`decide`].
+//! This file holds the request parser and the answers; [`crate::flow`] orders the checks
+//! (lockout, cache tiers, directory) and [`route`] turns the roles database's verdict into the
+//! answer.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Longest user name accepted, in bytes after unescaping.
@@ -25,8 +25,17 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Message nginx shows the client for a refused login (nginx wraps it in the protocol's reply:
 /// `a1 NO ...` for IMAP, `-ERR ...` for POP3).
 pub const INVALID_LOGIN: &str = "Invalid login or password";
-/// Message for a request that is not a well-formed nginx auth_http request.
+/// Message for a request that is not a well-formed nginx auth_http request, or when the
+/// directory or the roles database can't answer.
 pub const TEMP_FAILURE: &str = "Temporary server problem, try again later";
+/// Message while a user name or client address is locked out.
+pub const LOCKED_OUT: &str = "Too many failed logins, try again later";
+/// Message for a verified user without a role (no mailbox on this platform).
+pub const NO_MAILBOX: &str = "No mailbox for this user";
+/// Message when the user's backend is down or the mailbox is being moved.
+pub const MAILBOX_UNAVAILABLE: &str = "Mailbox temporarily unavailable, try again later";
+/// Message for a protocol without a backend port (SMTP).
+pub const NO_SUCH_SERVICE: &str = "Service not available for this protocol";
 
 /// A value that must never be printed: its `Debug` and `Display` show `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -246,9 +255,6 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// The demo backend of `make up`: mailstored on 127.0.0.1, IMAP 10143, POP3 10110.
-    pub const DEMO: Backend = Backend { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), imap_port: 10143, pop3_port: 10110 };
-
     fn port(&self, protocol: Protocol) -> Option<u16> {
         match protocol {
             Protocol::Imap => Some(self.imap_port),
@@ -258,35 +264,45 @@ impl Backend {
     }
 }
 
+/// Where the roles database sends a verified user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// To this backend.
+    Backend(Backend),
+    /// The user has no role (no mailbox on this platform): a clear, final refusal.
+    NoRole,
+    /// The mailbox can't be served right now (backend down, user being moved): a temporary
+    /// failure, with the reason for the log.
+    Unavailable(String),
+}
+
 /// The knobs of a decision, from the location's directives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// `mailauth_fail_delay`: how long nginx makes the client wait after a refused login
     /// (`Auth-Wait`, whole seconds).
     pub fail_delay: Duration,
-    /// After this many failed attempts on one connection, no `Auth-Wait` is sent, so nginx
-    /// closes the connection instead of offering another try.
+    /// `mailauth_max_attempts`: from this attempt on a connection, a refusal carries no
+    /// `Auth-Wait`, so nginx closes the connection instead of offering another try.
     pub max_attempts: u32,
-    /// Where users are routed (one backend for now; the roles database replaces this).
-    pub backend: Backend,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { fail_delay: Duration::from_secs(3), max_attempts: 3, backend: Backend::DEMO }
+        Self { fail_delay: Duration::from_secs(3), max_attempts: 3 }
     }
 }
 
 /// The answer to nginx.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// Log in: proxy to `server:port` and send `pass` as the password.
+    /// Log in: proxy to `server:port` and send `pass` (a login ticket) as the password.
     Ok {
         /// Backend address.
         server: IpAddr,
         /// Backend port for the request's protocol.
         port: u16,
-        /// The password nginx presents to the backend.
+        /// The password nginx presents to the backend: a login ticket, never the user's own.
         pass: Secret<String>,
     },
     /// Refuse with `message`; with `wait`, nginx lets the client retry after that many seconds.
@@ -299,8 +315,8 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// The response headers, in order. Values never contain CR, LF or NUL: the user input in
-    /// them (`Auth-Pass`) was refused by [`parse_request`] if it did.
+    /// The response headers, in order. Values never contain CR, LF or NUL: the ticket is
+    /// base64url-like text and the messages are constants.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             Answer::Ok { server, port, pass } => vec![
@@ -318,25 +334,23 @@ impl Answer {
             }
         }
     }
+
+    /// Whether this is a login.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Answer::Ok { .. })
+    }
 }
 
-/// The built-in demo directory: users `demo1`..`demo3`, password `demo`.
-fn demo_verify(user: &Username, pass: &Secret<String>) -> bool {
-    matches!(user.as_str(), "demo1" | "demo2" | "demo3") && pass.expose() == "demo"
-}
-
-/// Decides a parsed request.
-pub fn decide(request: &AuthRequest, policy: &Policy) -> Answer {
-    let port = policy.backend.port(request.protocol);
-    match port {
-        Some(port) if demo_verify(&request.user, &request.pass) => Answer::Ok {
-            server: policy.backend.ip,
-            port,
-            // Groundwork: the backend verifies the user's own password. Login tickets replace
-            // this (issue 3, item 5).
-            pass: request.pass.clone(),
+/// The answer for a verified user, once the roles database has said where the mailbox is.
+/// `ticket` is called only when the login goes through.
+pub fn route(request: &AuthRequest, routing: &Routing, policy: &Policy, ticket: impl FnOnce() -> String) -> Answer {
+    match routing {
+        Routing::Backend(backend) => match backend.port(request.protocol) {
+            Some(port) => Answer::Ok { server: backend.ip, port, pass: Secret::new(ticket()) },
+            None => refuse(NO_SUCH_SERVICE, request.attempt, policy),
         },
-        _ => refuse(INVALID_LOGIN, request.attempt, policy),
+        Routing::NoRole => Answer::Refuse { message: NO_MAILBOX, wait: None },
+        Routing::Unavailable(_) => refuse(MAILBOX_UNAVAILABLE, request.attempt, policy),
     }
 }
 
@@ -347,7 +361,8 @@ pub fn decide_unparsable(error: &RequestError, attempt: u32, policy: &Policy) ->
     refuse(message, attempt, policy)
 }
 
-fn refuse(message: &'static str, attempt: u32, policy: &Policy) -> Answer {
+/// A refusal with `message`, with `Auth-Wait` unless this was the last allowed attempt.
+pub fn refuse(message: &'static str, attempt: u32, policy: &Policy) -> Answer {
     let wait = (attempt < policy.max_attempts).then_some(policy.fail_delay.as_secs());
     Answer::Refuse { message, wait }
 }
@@ -372,49 +387,69 @@ mod tests {
         parse_request(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
     }
 
-    fn login(user: &str, pass: &str, protocol: &str, attempt: &str) -> Vec<(&'static str, String)> {
-        let r = req(&[
+    fn login(user: &str, protocol: &str, attempt: &str) -> AuthRequest {
+        req(&[
             ("Host", "localhost"),
             ("Auth-Method", "plain"),
             ("Auth-User", user),
-            ("Auth-Pass", pass),
+            ("Auth-Pass", "secret"),
             ("Auth-Protocol", protocol),
             ("Auth-Login-Attempt", attempt),
             ("Client-IP", "192.0.2.7"),
         ])
-        .unwrap();
-        decide(&r, &Policy::default()).headers()
+        .unwrap()
     }
 
     fn h(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
         pairs.iter().map(|(n, v)| (*n, (*v).to_owned())).collect()
     }
 
+    const B: Backend = Backend { ip: IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 5)), imap_port: 143, pop3_port: 110 };
+
     #[test]
-    fn demo_user_is_routed_to_the_demo_backend_with_its_password() {
+    fn routed_user_gets_backend_port_and_ticket() {
+        let p = Policy::default();
+        let a = route(&login("demo1", "imap", "1"), &Routing::Backend(B), &p, || "MST1.t".into());
         assert_eq!(
-            login("demo1", "demo", "imap", "1"),
-            h(&[("Auth-Status", "OK"), ("Auth-Server", "127.0.0.1"), ("Auth-Port", "10143"), ("Auth-Pass", "demo")])
+            a.headers(),
+            h(&[("Auth-Status", "OK"), ("Auth-Server", "10.0.0.5"), ("Auth-Port", "143"), ("Auth-Pass", "MST1.t")])
         );
-        assert_eq!(login("demo3", "demo", "pop3", "1")[2], ("Auth-Port", "10110".to_owned()));
+        let a = route(&login("demo1", "pop3", "1"), &Routing::Backend(B), &p, || "MST1.t".into());
+        assert_eq!(a.headers()[2], ("Auth-Port", "110".to_owned()));
+        // The user's own password is never the answer's Auth-Pass.
+        assert!(!a.headers().iter().any(|(_, v)| v == "secret"));
     }
 
     #[test]
-    fn wrong_password_or_unknown_user_is_refused_with_wait() {
-        let refused = h(&[("Auth-Status", INVALID_LOGIN), ("Auth-Wait", "3")]);
-        assert_eq!(login("demo1", "wrong", "imap", "1"), refused);
-        assert_eq!(login("demo4", "demo", "imap", "1"), refused);
-        assert_eq!(login("Demo1", "demo", "imap", "2"), refused);
+    fn no_role_is_a_clear_final_refusal() {
+        let a = route(&login("x", "imap", "1"), &Routing::NoRole, &Policy::default(), || unreachable!());
+        assert_eq!(a.headers(), h(&[("Auth-Status", NO_MAILBOX)]));
     }
 
     #[test]
-    fn last_attempt_gets_no_wait_so_nginx_closes() {
-        assert_eq!(login("demo1", "x", "imap", "3"), h(&[("Auth-Status", INVALID_LOGIN)]));
+    fn unavailable_backend_is_temporary_not_wrong_password() {
+        let a = route(&login("x", "imap", "1"), &Routing::Unavailable("down".into()), &Policy::default(), || {
+            unreachable!()
+        });
+        assert_eq!(a.headers(), h(&[("Auth-Status", MAILBOX_UNAVAILABLE), ("Auth-Wait", "3")]));
+        let a = route(&login("x", "imap", "3"), &Routing::Unavailable("down".into()), &Policy::default(), || {
+            unreachable!()
+        });
+        assert_eq!(a.headers(), h(&[("Auth-Status", MAILBOX_UNAVAILABLE)]));
     }
 
     #[test]
     fn smtp_has_no_backend_port_and_is_refused() {
-        assert_eq!(login("demo1", "demo", "smtp", "1")[0].1, INVALID_LOGIN);
+        let a = route(&login("x", "smtp", "1"), &Routing::Backend(B), &Policy::default(), || unreachable!());
+        assert_eq!(a.headers()[0].1, NO_SUCH_SERVICE);
+    }
+
+    #[test]
+    fn refusals_wait_until_the_last_attempt() {
+        let p = Policy { fail_delay: Duration::from_secs(10), max_attempts: 2 };
+        assert_eq!(refuse(INVALID_LOGIN, 1, &p).headers(), h(&[("Auth-Status", INVALID_LOGIN), ("Auth-Wait", "10")]));
+        assert_eq!(refuse(INVALID_LOGIN, 2, &p).headers(), h(&[("Auth-Status", INVALID_LOGIN)]));
+        assert_eq!(refuse(LOCKED_OUT, 5, &p).headers(), h(&[("Auth-Status", LOCKED_OUT)]));
     }
 
     #[test]
@@ -430,27 +465,25 @@ mod tests {
         assert_eq!(r.pass.expose(), "p% w");
         assert_eq!(r.attempt, 1);
         assert_eq!(r.client_ip, None);
+        assert_eq!(login("a", "imap", "2").client_ip, Some("192.0.2.7".parse().unwrap()));
     }
 
     #[test]
     fn control_characters_are_refused_not_injected() {
-        for user in ["a%0D%0AAuth-Status: OK", "a%00b", "%0A", "a\tb"] {
+        for user in ["a%0D%0AAuth-Status: OK", "a%00b", "%0A", "a\tb", "a%0Db"] {
             let e = req(&[("Auth-Method", "plain"), ("Auth-User", user), ("Auth-Protocol", "imap")]).unwrap_err();
             assert_eq!(e, RequestError::Invalid("Auth-User"), "{user:?}");
             assert!(e.is_client_input());
         }
-        let e = req(&[
-            ("Auth-Method", "plain"),
-            ("Auth-User", "demo1"),
-            ("Auth-Pass", "demo%0D%0AAuth-Server: 6.6.6.6"),
-            ("Auth-Protocol", "imap"),
-        ])
-        .unwrap_err();
-        assert_eq!(e, RequestError::Invalid("Auth-Pass"));
-        assert_eq!(
-            decide_unparsable(&e, 1, &Policy::default()).headers(),
-            h(&[("Auth-Status", INVALID_LOGIN), ("Auth-Wait", "3")])
-        );
+        for pass in ["demo%0D%0AAuth-Server: 6.6.6.6", "a%00", "%0A"] {
+            let e = req(&[("Auth-Method", "plain"), ("Auth-User", "demo1"), ("Auth-Pass", pass), ("Auth-Protocol", "imap")])
+                .unwrap_err();
+            assert_eq!(e, RequestError::Invalid("Auth-Pass"));
+            assert_eq!(
+                decide_unparsable(&e, 1, &Policy::default()).headers(),
+                h(&[("Auth-Status", INVALID_LOGIN), ("Auth-Wait", "3")])
+            );
+        }
     }
 
     #[test]
@@ -486,13 +519,6 @@ mod tests {
     }
 
     #[test]
-    fn fail_delay_sets_auth_wait() {
-        let policy = Policy { fail_delay: Duration::from_secs(10), ..Policy::default() };
-        let r = req(&[("Auth-Method", "plain"), ("Auth-User", "x"), ("Auth-Protocol", "pop3")]).unwrap();
-        assert_eq!(decide(&r, &policy).headers()[1], ("Auth-Wait", "10".to_owned()));
-    }
-
-    #[test]
     fn secrets_are_not_printed() {
         let r = req(&[
             ("Auth-Method", "plain"),
@@ -501,8 +527,9 @@ mod tests {
             ("Auth-Protocol", "imap"),
         ])
         .unwrap();
-        let printed = format!("{r:?} {:?}", decide(&r, &Policy::default()));
-        assert!(!printed.contains("hunter2"), "{printed}");
+        let a = route(&r, &Routing::Backend(B), &Policy::default(), || "MST1.ticket".into());
+        let printed = format!("{r:?} {a:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("MST1"), "{printed}");
     }
 
     #[test]
