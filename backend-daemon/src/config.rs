@@ -2,7 +2,7 @@
 //! and directories). Relative paths resolve against the file's directory. Every key has a
 //! default except `data_dir` and `users_file`; unknown keys are refused with the file's name.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -24,6 +24,23 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub store: StoreConfig,
+    /// Logins from the frontends with signed tickets; absent: only the users file.
+    pub frontend: Option<Frontend>,
+}
+
+/// `[frontend]`: the frontends (nginx + ngx-mailauth) log in with a signed ticket as password.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frontend {
+    /// Key shared with the frontends: 64 hex characters (`mailctl ticket-key generate`).
+    pub ticket_key: PathBuf,
+    /// Peer addresses allowed to log in with a ticket (the frontends' source addresses).
+    #[serde(default = "default_trusted")]
+    pub trusted: Vec<IpAddr>,
+}
+
+fn default_trusted() -> Vec<IpAddr> {
+    vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -115,6 +132,12 @@ impl Config {
             abs(&mut t.cert);
             abs(&mut t.key);
         }
+        if let Some(f) = cfg.frontend.as_mut() {
+            abs(&mut f.ticket_key);
+            if f.trusted.is_empty() {
+                bail!("{}: frontend.trusted is empty: no frontend could log in with a ticket", path.display());
+            }
+        }
         let l = &cfg.listen;
         if l.imap.is_none() && l.imaps.is_none() && l.pop3.is_none() && l.pop3s.is_none() && l.lmtp.is_none() {
             bail!("{}: [listen] names no listener (imap, imaps, pop3, pop3s, lmtp)", path.display());
@@ -168,5 +191,14 @@ mod tests {
         assert!(format!("{:#}", e.unwrap_err()).contains("[tls]"));
         let e = load("data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"nope\"\n");
         assert!(format!("{:#}", e.unwrap_err()).contains("imap"));
+        let base = "data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"127.0.0.1:1\"\n[frontend]\n";
+        let e = load(&format!("{base}ticket_key = \"k\"\ntrusted = [\"10.0.0.300\"]\n"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("trusted"));
+        let e = load(&format!("{base}ticket_key = \"k\"\ntrusted = []\n"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("frontend.trusted"));
+        let c = load(&format!("{base}ticket_key = \"k\"\n")).unwrap();
+        let f = c.frontend.unwrap();
+        assert!(f.ticket_key.is_absolute());
+        assert_eq!(f.trusted.len(), 2);
     }
 }

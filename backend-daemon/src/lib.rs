@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod frontend;
 pub mod imap;
 pub mod lmtp;
 pub mod net;

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::auth::Users;
 use crate::config::Config;
+use crate::frontend::Frontends;
 use crate::net::{Conn, Stream};
 use mailstore::{Store, StoreOptions};
 
@@ -21,6 +22,8 @@ pub struct Ctx {
     pub store: Arc<Store>,
     pub users: Arc<Users>,
     pub tls: Option<TlsAcceptor>,
+    /// Ticket logins from the frontends (`[frontend]`), when configured.
+    pub frontends: Option<Frontends>,
 }
 
 impl Ctx {
@@ -40,7 +43,14 @@ impl Ctx {
             Some(t) => Some(crate::tls::acceptor(&t.cert, &t.key)?),
             None => None,
         };
-        Ok(Arc::new(Ctx { cfg, store: Arc::new(store), users: Arc::new(users), tls }))
+        let frontends = match &cfg.frontend {
+            Some(f) => {
+                let key = mailscale_ticket::TicketKey::from_file(&f.ticket_key).context("frontend.ticket_key")?;
+                Some(Frontends::new(key, f.trusted.clone()))
+            }
+            None => None,
+        };
+        Ok(Arc::new(Ctx { cfg, store: Arc::new(store), users: Arc::new(users), tls, frontends }))
     }
 }
 

@@ -129,8 +129,8 @@ impl Framer {
 ///
 /// # Errors
 /// Socket errors (the connection is over).
-pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::Result<()> {
-    let mut session = Session::new(ctx.clone(), conn.is_tls());
+pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::Result<()> {
+    let mut session = Session::new(ctx.clone(), conn.is_tls(), peer.ip());
     let mut framer = Framer::new(&ctx);
     let caps = Rc::Capability(session.capabilities());
     conn.send(&resp::status(None, Kind::Ok, Some(&caps), "mailstored ready")).await?;

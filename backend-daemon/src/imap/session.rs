@@ -2,6 +2,7 @@
 //! states. Selected-state commands are in `selected.rs`, FETCH in `fetch.rs`, SEARCH in
 //! `search.rs`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +127,8 @@ pub struct Session {
     pub ctx: Arc<Ctx>,
     pub state: State,
     pub tls: bool,
+    /// The client's address: ticket logins are accepted from `[frontend] trusted` peers only.
+    peer: IpAddr,
     failures: u32,
 }
 
@@ -174,8 +177,8 @@ fn command_name(body: &CommandBody<'_>) -> &'static str {
 }
 
 impl Session {
-    pub fn new(ctx: Arc<Ctx>, tls: bool) -> Self {
-        Session { ctx, state: State::NotAuthenticated, tls, failures: 0 }
+    pub fn new(ctx: Arc<Ctx>, tls: bool, peer: IpAddr) -> Self {
+        Session { ctx, state: State::NotAuthenticated, tls, peer, failures: 0 }
     }
 
     pub fn capabilities(&self) -> Vec<&'static str> {
@@ -285,7 +288,7 @@ impl Session {
         if !matches!(self.state, State::NotAuthenticated) {
             return Err(Refusal::bad("Already authenticated"));
         }
-        let Some(username) = self.ctx.users.verify_async(user.clone(), pass).await else {
+        let Some(username) = crate::frontend::authenticate(&self.ctx, self.peer, user.clone(), pass).await else {
             self.failures += 1;
             tracing::info!(user = %user.escape_debug(), failures = self.failures, "authentication failed");
             tokio::time::sleep(Duration::from_secs(1)).await;

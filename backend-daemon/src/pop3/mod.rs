@@ -14,6 +14,7 @@ use mailstore::{MailboxName, UserStore, Username};
 
 use self::codec::{err, ok, stuff_message};
 use self::session::{Action, Maildrop, Message, Session, State};
+use crate::frontend::authenticate;
 use crate::net::{Conn, LineError};
 use crate::server::Ctx;
 
@@ -28,7 +29,7 @@ const BIG_REPLY: usize = 16 * 1024;
 ///
 /// # Errors
 /// Socket and TLS errors and write timeouts; they end this connection only.
-pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::Result<()> {
+pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::Result<()> {
     let lim = &ctx.cfg.limits;
     let mut session = Session::new(&ctx.cfg.hostname, ctx.tls.is_some(), conn.is_tls());
     let mut store: Option<Arc<UserStore>> = None;
@@ -68,7 +69,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                 conn.shutdown().await;
                 return Ok(());
             }
-            Action::Login { user, pass } => match ctx.users.verify_async(user.clone(), pass).await {
+            Action::Login { user, pass } => match authenticate(&ctx, peer.ip(), user.clone(), pass).await {
                 Some(u) => match crate::blocking(|| open_maildrop(&ctx, &u)) {
                     Ok((us, drop)) => {
                         tracing::Span::current().record("user", u.as_str());
