@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import json
 import os
 import poplib
 import re
@@ -133,8 +134,11 @@ DEFAULT_LIMITS = {
 
 class Server:
     def __init__(self, workdir: Path, material: Material, limits: dict | None = None,
-                 tls: bool = True, env: dict | None = None):
+                 tls: bool = True, env: dict | None = None, frontend: dict | None = None):
+        """`frontend`, when given, becomes the `[frontend]` section (ticket logins), e.g.
+        {"ticket_key": "/path/ticket.key", "trusted": ["127.0.0.1"]}."""
         require_binary()
+        self.frontend = frontend
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -176,6 +180,14 @@ class Server:
             "purge_interval_secs = 3600",
             "",
         ])
+        if self.frontend is not None:
+            text += "\n".join([
+                "[frontend]",
+                f"ticket_key = {json.dumps(str(self.frontend['ticket_key']))}",
+                *([f"trusted = {json.dumps(self.frontend['trusted'])}"]
+                  if "trusted" in self.frontend else []),
+                "",
+            ])
         self.config.write_text(text)
 
     def listening_ports(self) -> list[int]:

@@ -284,11 +284,13 @@ def test_internaldate(box):
 
 
 def test_fetch_macros(box):
-    item = get(box, "simple", "FAST")
+    m, uids = box
+    uid = str(uids["simple"])
+    item = fetch_one(m, uid, "FAST", uid=True)
     assert {"FLAGS", "INTERNALDATE", "RFC822.SIZE"} <= set(item), item.keys()
-    item = get(box, "simple", "FULL")
+    item = fetch_one(m, uid, "FULL", uid=True)
     assert {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"} <= set(item)
-    item = get(box, "simple", "ALL")
+    item = fetch_one(m, uid, "ALL", uid=True)
     assert {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"} <= set(item)
 
 
