@@ -107,7 +107,7 @@ pub async fn authenticate(ctx: &Ctx, peer: IpAddr, user: String, pass: Secret) -
                 return Some(u);
             }
             TicketCheck::Refused(why) => {
-                tracing::warn!(user = %user.escape_debug(), %peer, reason = why, "login ticket refused");
+                tracing::warn!(user = %user.escape_debug(), reason = why, "login ticket refused");
                 return None;
             }
         }

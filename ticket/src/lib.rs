@@ -247,7 +247,7 @@ mod tests {
         let f = fields(&t);
         assert_eq!(&f[..4], ["MST1", "Ym9i", "1700000060", "abababababababababababababababab"]);
         let mut mac = HmacSha256::new_from_slice(&[7u8; 32]).unwrap();
-        mac.update(b"MST1\0bob\01700000060\0");
+        mac.update(b"MST1\x00bob\x001700000060\x00");
         mac.update(&[0xab; 16]);
         assert_eq!(f[4], URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
     }
