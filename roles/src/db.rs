@@ -389,6 +389,12 @@ mod tests {
     }
 
     #[test]
+    fn shareable_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Roles>();
+    }
+
+    #[test]
     fn set_lookup_delete() {
         let dir = tempfile::tempdir().unwrap();
         let roles = Roles::open(dir.path()).unwrap();
