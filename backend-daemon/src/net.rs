@@ -172,6 +172,19 @@ impl Conn {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timeout: client is not reading"))?
     }
 
+    /// Sends queued replies unless another complete command is already buffered, so that a
+    /// pipelined batch (LMTP RFC 2920, POP3 RFC 2449) is answered in one write.
+    ///
+    /// # Errors
+    /// As [`Conn::flush`].
+    pub async fn flush_unless_pipelined(&mut self) -> io::Result<()> {
+        if self.buf.contains(&b'\n') {
+            Ok(())
+        } else {
+            self.flush().await
+        }
+    }
+
     /// Queues and sends.
     ///
     /// # Errors

@@ -30,7 +30,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
             Ok(line) => line,
             Err(LineError::TooLong) => {
                 conn.queue(&Reply::new(500, "5.5.2", "Line too long").to_bytes());
-                flush_unless_pipelined(&mut conn).await?;
+                conn.flush_unless_pipelined().await?;
                 continue;
             }
             Err(LineError::Timeout) => {
@@ -57,17 +57,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                 }
             }
         }
-        flush_unless_pipelined(&mut conn).await?;
-    }
-}
-
-/// Sends queued replies unless another complete command is already buffered (PIPELINING,
-/// RFC 2920: answer a batch in one write).
-async fn flush_unless_pipelined(conn: &mut Conn) -> std::io::Result<()> {
-    if conn.buffered().contains(&b'\n') {
-        Ok(())
-    } else {
-        conn.flush().await
+        conn.flush_unless_pipelined().await?;
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
             Ok(line) => line,
             Err(LineError::TooLong) => {
                 conn.queue(&session.line_too_long());
-                flush_unless_pipelined(&mut conn).await?;
+                conn.flush_unless_pipelined().await?;
                 continue;
             }
             Err(LineError::Timeout) => {
@@ -141,17 +141,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
                 return Ok(());
             }
         }
-        flush_unless_pipelined(&mut conn).await?;
-    }
-}
-
-/// Sends queued replies unless another complete command is already buffered (RFC 2449
-/// PIPELINING: answer a batch in one write).
-async fn flush_unless_pipelined(conn: &mut Conn) -> std::io::Result<()> {
-    if conn.buffered().contains(&b'\n') {
-        Ok(())
-    } else {
-        conn.flush().await
+        conn.flush_unless_pipelined().await?;
     }
 }
 
