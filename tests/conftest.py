@@ -26,9 +26,10 @@ def server_factory(material, tmp_path_factory):
     """Start servers with non-default settings; all are stopped when the module ends."""
     started: list[Server] = []
 
-    def make(limits: dict | None = None, tls: bool = True, env: dict | None = None) -> Server:
+    def make(limits: dict | None = None, tls: bool = True, env: dict | None = None,
+             store: dict | None = None) -> Server:
         s = Server(tmp_path_factory.mktemp("mailstored"), material, limits=limits, tls=tls,
-                   env=env)
+                   env=env, store=store)
         try:
             s.start()
         except HarnessError as e:

@@ -132,9 +132,16 @@ DEFAULT_LIMITS = {
 }
 
 
+DEFAULT_STORE = {
+    "expunge_retention_secs": 604800,
+    "purge_interval_secs": 3600,
+}
+
+
 class Server:
     def __init__(self, workdir: Path, material: Material, limits: dict | None = None,
-                 tls: bool = True, env: dict | None = None, frontend: dict | None = None):
+                 tls: bool = True, env: dict | None = None, frontend: dict | None = None,
+                 store: dict | None = None):
         """`frontend`, when given, becomes the `[frontend]` section (ticket logins), e.g.
         {"ticket_key": "/path/ticket.key", "trusted": ["127.0.0.1"]}."""
         require_binary()
@@ -143,6 +150,7 @@ class Server:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
         self.limits = dict(DEFAULT_LIMITS, **(limits or {}))
+        self.store = dict(DEFAULT_STORE, **(store or {}))
         self.env = dict(os.environ, **(env or {}))
         self.ports = {name: free_port() for name in ("imap", "pop3", "lmtp", "imaps", "pop3s")}
         self.config = self.dir / "mailstored.toml"
@@ -176,8 +184,7 @@ class Server:
             *(f"{k} = {v}" for k, v in self.limits.items()),
             "",
             "[store]",
-            "expunge_retention_secs = 604800",
-            "purge_interval_secs = 3600",
+            *(f"{k} = {v}" for k, v in self.store.items()),
             "",
         ])
         if self.frontend is not None:

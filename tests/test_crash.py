@@ -90,8 +90,8 @@ def check_mailbox(server, user, streams):
     return exists, uids
 
 
-def run_streams(server, specs):
-    streams = [Stream(server, n, rcpts) for n, rcpts in enumerate(specs)]
+def run_streams(server, specs, first_stream: int = 0):
+    streams = [Stream(server, first_stream + n, rcpts) for n, rcpts in enumerate(specs)]
     for s in streams:
         s.start()
     time.sleep(1.0)
@@ -122,11 +122,13 @@ def test_kill9_during_deliveries(server):
 
 def test_kill9_twice_and_pop3_agrees(server):
     u = server.new_user()
-    for _ in range(2):
-        streams = run_streams(server, [[u]])
+    streams = []
+    for round_ in range(2):
+        new = run_streams(server, [[u]], first_stream=10 + round_)
         server.kill9()
-        for s in streams:
+        for s in new:
             s.join(15)
+        streams += new
         server.start()
         exists, _ = check_mailbox(server, u, streams)
     p = server.pop3(u)
