@@ -11,6 +11,19 @@
 #   dovecot-core/-imapd/-lmtpd  the side-by-side benchmark (bench/lmtp_imap.py) only; the
 #                               system Dovecot service is kept stopped and disabled so it never
 #                               holds a port we use (the benchmark runs its own private instance)
+#   nginx-core libnginx-mod-mail  the frontend: Debian's stock nginx + its mail proxy module,
+#                               which load the ngx-mailauth module (`make up`, tests/frontend/)
+#   redis-server                the frontend's credential cache and lockout counters
+#   slapd ldap-utils            a real LDAP directory for tests/frontend/ (private instances)
+#   curl                        nginx-conf/smoke.sh talks to the auth location with it
+#
+# The system services of nginx, Redis and slapd are kept stopped and disabled, like Dovecot's:
+# `make up` and the tests run private instances on their own ports, and the system ones would
+# hold ports 80, 6379 and 389. slapd is installed unconfigured (debconf preseed
+# slapd/no_configuration), so the package neither prompts nor creates a system directory.
+# nginx-dev clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev: what vendor-nginx/prepare.sh
+# needs to prepare the nginx tree the module is compiled against (bindgen); the script runs last
+# (a no-op when the tree is up to date).
 #
 # pytest goes to the python3 that is first on PATH, because that is the one `make test` runs:
 # Debian's /usr/bin/python3 gets the python3-pytest package (pip is blocked there by PEP 668);
@@ -48,8 +61,10 @@ is_installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
 }
 
-PACKAGES=(build-essential pkg-config openssl ca-certificates python3
-          dovecot-core dovecot-imapd dovecot-lmtpd)
+PACKAGES=(build-essential pkg-config openssl ca-certificates python3 curl
+          dovecot-core dovecot-imapd dovecot-lmtpd
+          nginx-core libnginx-mod-mail redis-server slapd ldap-utils
+          nginx-dev clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev)
 
 python_needs_deb_pytest() {
     # True when python3 on PATH is Debian's own (or absent): then pytest comes from apt.
@@ -83,6 +98,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
     cleanup_policy() { [ "$own_policy" = 1 ] && "${SUDO[@]}" rm -f "$policy"; true; }
     trap cleanup_policy EXIT
+    # slapd would ask for a domain and an admin password: install it unconfigured instead.
+    echo 'slapd slapd/no_configuration boolean true' | "${SUDO[@]}" debconf-set-selections
     "${SUDO[@]}" apt-get update -qq
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     cleanup_policy
@@ -91,29 +108,44 @@ else
     log "debian packages: all present"
 fi
 
-# --- the system Dovecot must not run -----------------------------------------------------------
-# Checked every time, not only after installing: someone may have started it since.
-if is_installed dovecot-core; then
+# --- system services must not run ---------------------------------------------------------------
+# Checked every time, not only after installing: someone may have started one since.
+# stop_system_service SERVICE PACKAGE PIDFILE BINARY: disable SERVICE, and stop the system
+# instance when PIDFILE names a live BINARY process (our own private instances use other
+# pidfiles and are never touched).
+stop_system_service() {
+    local service="$1" package="$2" pidfile="$3" binary="$4" pid exe
+    is_installed "$package" || return 0
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        "${SUDO[@]}" systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+        "${SUDO[@]}" systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+        [ "$service" = dovecot ] && "${SUDO[@]}" systemctl disable --now dovecot.socket >/dev/null 2>&1 || true
     else
-        # No systemd as PID 1 (containers, microVMs): use the SysV script and drop its links.
-        if [ -x /etc/init.d/dovecot ]; then
-            "${SUDO[@]}" /etc/init.d/dovecot stop >/dev/null 2>&1 || true
-        fi
-        if command -v update-rc.d >/dev/null 2>&1; then
-            "${SUDO[@]}" update-rc.d dovecot disable >/dev/null 2>&1 || true
+        # No systemd as PID 1 (containers, microVMs): drop the SysV links.
+        if command -v update-rc.d >/dev/null 2>&1 && [ -x "/etc/init.d/$service" ]; then
+            "${SUDO[@]}" update-rc.d "$service" disable >/dev/null 2>&1 || true
         fi
     fi
-    # A system instance keeps its master pid here; stop it if one is still alive.
-    if [ -s /run/dovecot/master.pid ]; then
-        pid="$(cat /run/dovecot/master.pid)"
-        if "${SUDO[@]}" kill -0 "$pid" 2>/dev/null; then
-            log "stopping system dovecot (pid $pid)"
-            "${SUDO[@]}" kill "$pid" || true
-        fi
-    fi
-fi
+    [ -s "$pidfile" ] || return 0
+    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    case "$pid" in ''|*[!0-9]*) return 0 ;; esac
+    exe="$(readlink -f "/proc/$pid/exe" 2>/dev/null | sed 's/ (deleted)$//' || true)"
+    [ -n "$exe" ] && [ "$exe" = "$(readlink -f "$binary")" ] || return 0
+    log "stopping the system $service (pid $pid)"
+    "${SUDO[@]}" kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        "${SUDO[@]}" kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    log "warning: the system $service (pid $pid) is still running 5 s after SIGTERM"
+}
+stop_system_service dovecot dovecot-core /run/dovecot/master.pid /usr/sbin/dovecot
+stop_system_service nginx nginx-core /run/nginx.pid /usr/sbin/nginx
+stop_system_service redis-server redis-server /run/redis/redis-server.pid /usr/bin/redis-server
+stop_system_service slapd slapd /run/slapd/slapd.pid /usr/sbin/slapd
+
+# --- the nginx tree the module is built against --------------------------------------------------
+# Its packages are in PACKAGES above, so it runs as the calling user (its files go to target/).
+"$(dirname "${BASH_SOURCE[0]}")/../vendor-nginx/prepare.sh" >/dev/null || die "vendor-nginx/prepare.sh failed"
 
 # --- pytest ------------------------------------------------------------------------------------
 if ! python3 -m pytest --version >/dev/null 2>&1; then
@@ -126,3 +158,4 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
 fi
 log "python: $(python3 --version 2>&1), $(python3 -m pytest --version 2>&1 | head -n1)"
 log "dovecot: $(dovecot --version 2>/dev/null || echo 'not found')"
+log "nginx: $(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //'), redis: $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p'), slapd: $(dpkg-query -W -f='${Version}' slapd)"
