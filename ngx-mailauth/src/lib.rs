@@ -18,10 +18,12 @@
 #![deny(unsafe_code)]
 
 pub mod cache;
+pub mod conf;
 pub mod decision;
 pub mod directory;
 pub mod escape;
 pub mod flow;
+pub mod routing;
 pub mod store;
 
 #[cfg(all(feature = "nginx", not(test)))]
