@@ -8,7 +8,8 @@
 #                           libnginx-mod-http-ndk, its dependency, lua-resty-core and LuaJIT)
 #   wrk                     the HTTP load generator (LuaJIT scripts vary Auth-User per request)
 #   redis-server            the credential cache of both the module and the Lua script
-#   curl                    the readiness checks of bench/auth/run.sh
+#   libargon2-1             argon2id checks of lua/auth.lua on a cache miss (through the FFI)
+#   curl                    manual checks of the auth locations
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -27,7 +28,7 @@ is_installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
 }
 
-PACKAGES=(libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core wrk redis-server curl)
+PACKAGES=(libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core libargon2-1 wrk redis-server curl)
 missing=()
 for p in "${PACKAGES[@]}"; do
     is_installed "$p" || missing+=("$p")
