@@ -88,19 +88,33 @@ impl Redis {
         StoreError { url: self.display_url.clone(), message: e.to_string() }
     }
 
-    /// Runs `f` on a pooled connection; a connection that failed is dropped, not pooled.
-    fn with_conn<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
+    fn connect(&self) -> Result<redis::Connection, StoreError> {
+        let c = self.client.get_connection_with_timeout(self.timeout).map_err(|e| self.err(e))?;
+        c.set_read_timeout(Some(self.timeout)).map_err(|e| self.err(e))?;
+        c.set_write_timeout(Some(self.timeout)).map_err(|e| self.err(e))?;
+        Ok(c)
+    }
+
+    /// Runs `f` on a pooled connection; a connection that failed is dropped, not pooled. A
+    /// pooled connection that fails (Redis restarted, idle timeout) is retried once on a fresh
+    /// one, so a Redis restart costs no login its cache.
+    fn with_conn<T>(&self, f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
+        let (conn, out) = match pooled {
+            Some(mut c) => match f(&mut c) {
+                Ok(out) => (c, out),
+                Err(_) => {
+                    let mut c = self.connect()?;
+                    let out = f(&mut c).map_err(|e| self.err(e))?;
+                    (c, out)
+                }
+            },
             None => {
-                let c = self.client.get_connection_with_timeout(self.timeout).map_err(|e| self.err(e))?;
-                c.set_read_timeout(Some(self.timeout)).map_err(|e| self.err(e))?;
-                c.set_write_timeout(Some(self.timeout)).map_err(|e| self.err(e))?;
-                c
+                let mut c = self.connect()?;
+                let out = f(&mut c).map_err(|e| self.err(e))?;
+                (c, out)
             }
         };
-        let out = f(&mut conn).map_err(|e| self.err(e))?;
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(conn);
