@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         SectionText::HeaderFieldsNot(vec!["Received".into()]),
     ] {
         let out = section(data, &Section { part: part.clone(), text });
-        assert!(out.len() <= data.len() + 2);
+        // HEADER.FIELDS(.NOT) may turn bare LFs into CRLFs and add the closing blank line.
+        assert!(out.len() <= 2 * data.len() + 4);
     }
     let _ = mailscale_mime::body_text(data);
     let _ = mailscale_mime::header_values(data, "Subject");
