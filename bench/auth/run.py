@@ -31,6 +31,13 @@ wrong password must be refused; then a 1 s wrk check run per location and mode l
 answer (`Auth-Status: OK`, no errors). Measured runs must report no wrk errors and no non-2xx
 answers; a run that fails a check is reported as failed, never as a figure.
 
+Besides req/s and latency, each measurement reads the CPU time (utime + stime, /proc) that the
+nginx worker(s) and redis-server spent during it, per request: when the loader rather than nginx
+is the limit (with a new connection per request, one wrk thread on one core tops out near the
+floor's rate), the CPU per request still shows what each location costs. wrk's latency is from
+the request's first byte written to the answer; the TCP connect of the new-connection mode is
+not in it (it is in req/s).
+
 Progress goes to stderr; a markdown section for BENCHMARKS.md goes to stdout.
 
     bench/install-bench-deps.sh                       # wrk, redis-server, libnginx-mod-http-lua
@@ -44,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -155,7 +163,33 @@ class Result:
     p90_ms: float
     p99_ms: float
     requests: int
+    nginx_us: float  # nginx worker CPU time per request (user + system)
+    redis_us: float  # redis-server CPU time per request
     errors: str
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes, from /proc/PID/stat."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+    return total / CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
 
 
 class Bench:
@@ -232,6 +266,7 @@ class Bench:
             cmd = ["taskset", "-c", str(self.ncpu - 1)] + cmd
         p = subprocess.Popen(cmd, stdout=open(self.work / "redis.log", "w"), stderr=subprocess.STDOUT)
         self.procs.append(("redis-server", p))
+        self.redis_pid = p.pid  # taskset execs redis-server: same pid
         wait_port(self.redis_port, "redis-server", p)
         log(f"redis-server on 127.0.0.1:{self.redis_port}")
 
@@ -272,6 +307,7 @@ class Bench:
         p = subprocess.Popen([NGINX, "-c", str(self.nginx_conf), "-g", "daemon off;"],
                              stdout=open(self.work / "nginx.out", "w"), stderr=subprocess.STDOUT)
         self.procs.append(("nginx", p))
+        self.nginx_pid = p.pid
         wait_port(self.port, "nginx", p)
         log(f"nginx on 127.0.0.1:{self.port}, {self.args.workers} worker(s)"
             + (", worker on CPU 0, wrk and redis-server on CPU 1" if self.pin else ""))
@@ -368,14 +404,19 @@ class Bench:
                 for loc in self.locations:
                     if a.warmup > 0:
                         self.wrk(loc, close, a.warmup)
+                    workers = children(self.nginx_pid)
+                    redis_pid = [self.redis_pid]
+                    cpu0 = (cpu_seconds(workers), cpu_seconds(redis_pid))
                     w = self.wrk(loc, close, a.duration)
-                    refused = 0
+                    cpu1 = (cpu_seconds(workers), cpu_seconds(redis_pid))
+                    n = max(w["requests"], 1)
                     errs = {k: w[k] for k in ("connect", "read", "write", "status", "timeout") if w[k]}
                     rps = w["requests"] / (w["duration_us"] / 1e6)
                     res = Result(loc, mode, rps, w["p50_us"] / 1000, w["p90_us"] / 1000, w["p99_us"] / 1000,
-                                 w["requests"], ", ".join(f"{k} {v}" for k, v in errs.items()))
+                                 w["requests"], (cpu1[0] - cpu0[0]) / n * 1e6, (cpu1[1] - cpu0[1]) / n * 1e6, ", ".join(f"{k} {v}" for k, v in errs.items()))
                     log(f"{mode:14} /{loc:6} round {rnd + 1}: {rps:9,.0f} req/s  p50 {res.p50_ms:.3f} ms  "
-                        f"p99 {res.p99_ms:.3f} ms  ({w['requests']:,} requests"
+                        f"p99 {res.p99_ms:.3f} ms  CPU/req nginx {res.nginx_us:.1f} µs redis {res.redis_us:.1f} µs  "
+                        f"({w['requests']:,} requests"
                         + (f"; ERRORS {res.errors}" if errs else "") + ")")
                     results.append(res)
         return results
@@ -430,13 +471,14 @@ def pkg_version(pkg: str) -> str:
 
 
 def report(b: Bench, results: list[Result], started: dt.datetime, load: str, argv: list[str]) -> str:
+    load_end = f"{os.getloadavg()[0]:.2f}"
     a = b.args
     out = []
     out.append(f"#### {started:%Y-%m-%d %H:%M} UTC — {len(b.users)} users, {a.duration} s per measurement")
     out.append("")
-    out.append(f"Command: `python3 bench/auth/run.py {' '.join(argv)}`".replace(" `", " `").rstrip() + "  ")
+    out.append(f"Command: `{' '.join(['python3 bench/auth/run.py', *argv])}`  ")
     out.append(f"Machine: {platform.node()}, {b.ncpu} CPUs ({cpu_model()}), Linux {platform.release()}, "
-               f"load average at start {load}  ")
+               f"load average at start {load}, at the end {load_end}  ")
     out.append(f"nginx {pkg_version('nginx-core')} ({a.workers} worker"
                f"{'' if a.workers == 1 else 's'}{', pinned to CPU 0' if b.pin and a.workers == 1 else ''}), "
                f"libnginx-mod-http-lua {pkg_version('libnginx-mod-http-lua')}, "
@@ -444,29 +486,50 @@ def report(b: Bench, results: list[Result], started: dt.datetime, load: str, arg
                f"({a.threads} thread, {a.connections} connections"
                f"{', wrk and redis-server pinned to CPU ' + str(b.ncpu - 1) if b.pin else ''}); "
                f"mailscale {git_rev()}  ")
+    if "module" in b.locations:
+        so = Path(a.module)
+        digest = hashlib.sha256(so.read_bytes()).hexdigest()[:12]
+        built = dt.datetime.fromtimestamp(so.stat().st_mtime, dt.timezone.utc)
+        out.append(f"Module: `{so.relative_to(ROOT) if so.is_relative_to(ROOT) else so}` built {built:%Y-%m-%d %H:%M} UTC "
+                   f"(sha256 {digest}…)  ")
     out.append("")
-    out.append("| mode | location | req/s | p50 | p90 | p99 | vs floor | module vs Lua |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    out.append("| mode | location | req/s | p50 | p90 | p99 | vs floor | module vs Lua | nginx CPU/req | redis CPU/req |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     failed = []
     for mode in ("keep-alive", "new connection"):
         med = {}
+        by_round: dict[str, list[float]] = {}
         for loc in b.locations:
             rs = [r for r in results if r.mode == mode and r.location == loc]
             if any(r.errors for r in rs):
                 failed.append((mode, loc, [r.errors for r in rs]))
+            by_round[loc] = [r.rps for r in rs]
             med[loc] = (median([r.rps for r in rs]), median([r.p50_ms for r in rs]),
-                        median([r.p90_ms for r in rs]), median([r.p99_ms for r in rs]))
+                        median([r.p90_ms for r in rs]), median([r.p99_ms for r in rs]),
+                        median([r.nginx_us for r in rs]), median([r.redis_us for r in rs]))
+
+        # Ratios are taken within a round (the same minute of machine load), then the median.
+        def ratio(x: str, y: str) -> float:
+            return median([rx / ry for rx, ry in zip(by_round[x], by_round[y])])
+
         for loc in b.locations:
-            rps, p50, p90, p99 = med[loc]
-            vs_floor = f"{rps / med['floor'][0]:.0%}" if loc != "floor" else "—"
-            vs_lua = f"{rps / med['lua'][0]:.2f}×" if loc == "module" and "lua" in med else ""
+            rps, p50, p90, p99, nginx_us, redis_us = med[loc]
+            vs_floor = f"{ratio(loc, 'floor'):.0%}" if loc != "floor" else "—"
+            vs_lua = f"{ratio('module', 'lua'):.2f}×" if loc == "module" and "lua" in med else ""
             out.append(f"| {mode} | {loc} | {rps:,.0f} | {p50:.3f} ms | {p90:.3f} ms | {p99:.3f} ms "
-                       f"| {vs_floor} | {vs_lua} |")
+                       f"| {vs_floor} | {vs_lua} | {nginx_us:.1f} µs | {redis_us:.1f} µs |")
     if "module" not in b.locations:
-        out.append("| | module | module not yet measured | | | | | |")
+        out.append("| | module | module not yet measured | | | | | | | |")
     out.append("")
     if a.rounds > 1:
-        out.append(f"Each figure is the median of {a.rounds} rounds (locations interleaved within a round).")
+        out.append(f"Each figure is the median of {a.rounds} rounds (locations interleaved within a round); the "
+                   "ratios are medians of the per-round ratios. Per round (req/s):")
+        out.append("")
+        for mode in ("keep-alive", "new connection"):
+            for loc in b.locations:
+                rs = [f"{r.rps:,.0f}" for r in results if r.mode == mode and r.location == loc]
+                out.append(f"- {mode} /{loc}: {' · '.join(rs)}")
+        out.append("")
     if failed:
         out.append("**CHECK FAILED** (wrk errors or non-2xx answers during the run): "
                    + "; ".join(f"{m} /{l}: {e}" for m, l, e in failed))
