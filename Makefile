@@ -1,6 +1,6 @@
 # mailscale — top-level entry points.
 #
-#   make up      install what is missing, build, start the platform in the background
+#   make up      install what is missing, build, start mailstored + the frontend in the background
 #   make down    stop it (data in run/ is kept)
 #   make test    everything CI runs (.ci/run): Rust unit/integration tests + end-to-end tests
 #   make bench   mailstored vs Dovecot 2.3 side by side (bench/); COUNT=500 for a quick run
@@ -17,8 +17,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 PYTHON ?= python3
 COUNT ?= 10000
+# Written by vendor-nginx/prepare.sh (run by scripts/install-deps.sh): NGINX_SOURCE_DIR/BUILD_DIR.
+NGINX_ENV ?= $(or $(CARGO_TARGET_DIR),target)/nginx-env.sh
 
-.PHONY: help deps build up down restart status test test-rust test-e2e bench
+.PHONY: help deps build module up down restart status test test-rust test-e2e bench
 
 help:
 	@sed -n 's/^#   make/make/p' $(firstword $(MAKEFILE_LIST))
@@ -28,6 +30,15 @@ deps:
 
 build: deps
 	$(CARGO) build --release
+	$(MAKE) --no-print-directory module
+
+# The nginx module: ngx-mailauth with its FFI part (feature `nginx`), compiled against the tree of
+# the installed stock nginx. After the workspace build, which writes the same
+# target/release/libngx_mailauth.so without the module (see ngx-mailauth/README.md); switching
+# between the two only relinks.
+module:
+	@[ -f "$(NGINX_ENV)" ] || { echo "make: $(NGINX_ENV) missing: run vendor-nginx/prepare.sh (or make deps)" >&2; exit 1; }
+	. "$(NGINX_ENV)" && $(CARGO) build --release -p ngx-mailauth --features nginx
 
 up: build
 	@scripts/up.sh
@@ -40,10 +51,16 @@ restart: build
 	@scripts/up.sh
 
 status:
-	@if [ -s run/primary/mailstored.pid ] && kill -0 "$$(cat run/primary/mailstored.pid)" 2>/dev/null; then \
-	    echo "mailstored primary running (pid $$(cat run/primary/mailstored.pid))"; \
-	else echo "mailstored primary not running"; fi
+	@for p in "mailstored primary:run/primary/mailstored.pid" "redis-server (frontend cache):run/redis/redis.pid" \
+	          "nginx frontend:run/frontend/nginx/nginx.pid"; do \
+	    name="$${p%%:*}"; file="$${p#*:}"; \
+	    if [ -s "$$file" ] && kill -0 "$$(cat "$$file")" 2>/dev/null; then \
+	        echo "$$name running (pid $$(cat "$$file"))"; \
+	    else echo "$$name not running"; fi; \
+	done
 
+# The e2e tests (tests/, tests/frontend/) load target/release/libngx_mailauth.so into stock nginx:
+# `build` leaves the module build there, and `cargo test` does not relink it.
 test: build
 	$(MAKE) --no-print-directory test-rust
 	$(MAKE) --no-print-directory test-e2e

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Start the platform (for now: one mailstored instance, "primary") in the background.
+# Start the platform in the background: one mailstored instance ("primary") and the frontend in
+# front of it (redis-server for the credential cache, stock nginx with the ngx-mailauth module:
+# IMAP 127.0.0.1:1143, POP3 127.0.0.1:1110, auth location 127.0.0.1:11080).
 #
-# Expects a built binary (`make up` builds it first). Idempotent:
-#   - run/primary/ is created on first use; the config is refreshed from the template
-#     backend-daemon/conf/mailstored.toml every time; the TLS certificate, the users file and
-#     the data directory are created only when missing (mail survives `make down && make up`);
-#   - an instance that is already running from the current binary and config is left alone;
-#     one started from an older binary or config is restarted.
+# Expects built binaries and module (`make up` builds them first). Idempotent:
+#   - run/primary/ is created on first use; the config is refreshed every time from the template
+#     backend-daemon/conf/mailstored.toml plus a [frontend] section (ticket logins from the local
+#     nginx); the TLS certificate, the users file and the data directory are created only when
+#     missing (mail survives `make down && make up`);
+#   - run/ticket.key (shared by nginx and mailstored), run/roles (demo users -> primary),
+#     run/frontend/ (users file, cache secret, nginx runtime dir) and run/redis/ likewise;
+#   - a process already running from the current binary and config is left alone; one started
+#     from an older binary, config or module is restarted.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +22,22 @@ CONF="$DIR/mailstored.toml"
 PIDFILE="$DIR/mailstored.pid"
 LOG="$DIR/mailstored.log"
 TEMPLATE="$ROOT/backend-daemon/conf/mailstored.toml"
+MAILCTL="${MAILCTL:-$ROOT/target/release/mailctl}"
+MODULE_SO="${MODULE_SO:-$ROOT/target/release/libngx_mailauth.so}"
+NGINX=/usr/sbin/nginx
+REDIS_SERVER=/usr/bin/redis-server
+RUN="$ROOT/run"
+TICKET_KEY="$RUN/ticket.key"
+ROLES_DB="$RUN/roles"
+FRONTEND="$RUN/frontend"
+NGINX_DIR="$FRONTEND/nginx"
+REDIS_DIR="$RUN/redis"
+# Ports are contracts (README): clients use 1143/1110; 11080 is the auth location on loopback.
+# The MAILSCALE_* variables exist only to run a second copy next to a running one.
+IMAP_PORT="${MAILSCALE_IMAP_PORT:-1143}"
+POP3_PORT="${MAILSCALE_POP3_PORT:-1110}"
+AUTH_PORT="${MAILSCALE_AUTH_PORT:-11080}"
+REDIS_PORT="${MAILSCALE_REDIS_PORT:-16379}"
 DEMO_USERS=(demo1 demo2 demo3)
 DEMO_PASSWORD=demo
 # name:port:expected start of the greeting
@@ -26,6 +47,37 @@ log() { printf 'up: %s\n' "$*" >&2; }
 die() { printf 'up: error: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$BIN" ] || die "$BIN not found: build it with 'cargo build --release' (or run 'make up')"
+[ -x "$MAILCTL" ] || die "$MAILCTL not found: build it with 'cargo build --release' (or run 'make up')"
+[ -x "$NGINX" ] || die "$NGINX not found: run scripts/install-deps.sh"
+[ -x "$REDIS_SERVER" ] || die "$REDIS_SERVER not found: run scripts/install-deps.sh"
+nm -D --defined-only "$MODULE_SO" 2>/dev/null | grep -q ' ngx_http_mailauth_module$' \
+    || die "$MODULE_SO is missing or not the nginx module: run 'make build' (it builds the module with --features nginx)"
+
+# Files nginx's workers read run as "nobody:nogroup" when we are root: give them the group.
+# share PATH [writable]
+share() {
+    [ "$(id -u)" = 0 ] || return 0
+    chgrp -R nogroup "$1"
+    if [ "${2:-}" = writable ]; then chmod -R g+rwX "$1"; else chmod -R g+rX "$1"; fi
+}
+
+# pid_of PIDFILE BINARY: the pid in PIDFILE if it is a live process of BINARY.
+pid_of() {
+    [ -s "$1" ] || return 1
+    local pid exe
+    pid="$(cat "$1")"
+    kill -0 "$pid" 2>/dev/null || return 1
+    exe="$(readlink -f "/proc/$pid/exe" 2>/dev/null | sed 's/ (deleted)$//')"
+    [ "$exe" = "$(readlink -f "$2")" ] || return 1
+    echo "$pid"
+}
+
+# port_free PORT NAME: dies when something else already listens on 127.0.0.1:PORT.
+port_free() {
+    if port_open "$1"; then
+        die "port $1 ($2) is already in use by another program: $(ss -ltnpH "sport = :$1" 2>/dev/null | head -n1)"
+    fi
+}
 
 running_pid() {
     [ -s "$PIDFILE" ] || return 1
@@ -55,10 +107,32 @@ greeting() {
 
 mkdir -p "$DIR/tls"
 
+# --- ticket key: nginx signs login tickets with it, mailstored verifies them ---------------------
+if [ ! -s "$TICKET_KEY" ]; then
+    log "ticket key: $TICKET_KEY (mailctl ticket-key generate)"
+    (umask 077 && "$MAILCTL" ticket-key generate >"$TICKET_KEY.tmp") || die "mailctl ticket-key generate failed"
+    mv "$TICKET_KEY.tmp" "$TICKET_KEY"
+fi
+chmod 640 "$TICKET_KEY"
+share "$TICKET_KEY"
+
 # --- config ------------------------------------------------------------------------------------
-if ! cmp -s "$TEMPLATE" "$CONF"; then
-    cp "$TEMPLATE" "$CONF"
-    log "config: $CONF (from backend-daemon/conf/mailstored.toml)"
+{
+    cat "$TEMPLATE"
+    cat <<'TOML'
+
+# Added by scripts/up.sh: logins from the local frontend (nginx + ngx-mailauth), which hands
+# mailstored a signed login ticket instead of the user's password.
+[frontend]
+ticket_key = "../ticket.key"
+trusted = ["127.0.0.1"]
+TOML
+} >"$CONF.new"
+if cmp -s "$CONF.new" "$CONF"; then
+    rm -f "$CONF.new"
+else
+    mv "$CONF.new" "$CONF"
+    log "config: $CONF (backend-daemon/conf/mailstored.toml + [frontend])"
 fi
 
 # --- TLS: self-signed certificate for localhost ------------------------------------------------
@@ -94,9 +168,10 @@ fi
 
 # --- start -------------------------------------------------------------------------------------
 if pid="$(running_pid)"; then
-    if [ "$BIN" -nt "$PIDFILE" ] || [ "$CONF" -nt "$PIDFILE" ] || [ "$DIR/users" -nt "$PIDFILE" ]; then
-        log "restarting (binary, config or users changed since pid $pid started)"
-        "$ROOT/scripts/down.sh"
+    if [ "$BIN" -nt "$PIDFILE" ] || [ "$CONF" -nt "$PIDFILE" ] || [ "$DIR/users" -nt "$PIDFILE" ] \
+        || [ "$TICKET_KEY" -nt "$PIDFILE" ]; then
+        log "restarting (binary, config, users or ticket key changed since pid $pid started)"
+        "$ROOT/scripts/down.sh" mailstored
     else
         log "already running (pid $pid)"
     fi
@@ -142,9 +217,120 @@ for ep in "${ENDPOINTS[@]}"; do
     done
 done
 
+# === frontend ===================================================================================
+
+# --- roles: the primary backend, demo users on it ------------------------------------------------
+if ! "$MAILCTL" roles --db "$ROLES_DB" backend list 2>/dev/null | grep -q '^primary '; then
+    log "roles: $ROLES_DB, backend primary = 127.0.0.1 imap 10143 pop3 10110 lmtp 10024"
+    mkdir -p "$ROLES_DB"
+    "$MAILCTL" roles --db "$ROLES_DB" backend add primary 127.0.0.1 --imap 10143 --pop3 10110 --lmtp 10024 >/dev/null \
+        || die "mailctl roles backend add failed"
+fi
+for u in "${DEMO_USERS[@]}"; do
+    if ! "$MAILCTL" roles --db "$ROLES_DB" get "$u" >/dev/null 2>&1; then
+        "$MAILCTL" roles --db "$ROLES_DB" set "$u" primary >/dev/null || die "mailctl roles set $u failed"
+        log "roles: $u -> primary"
+    fi
+done
+# Workers open it read-only, which still registers readers in lock.mdb.
+share "$ROLES_DB" writable
+
+# --- frontend users file and cache secret ---------------------------------------------------------
+mkdir -p "$FRONTEND" "$REDIS_DIR"
+if [ ! -s "$FRONTEND/users" ]; then
+    log "frontend users: ${DEMO_USERS[*]} (password '$DEMO_PASSWORD')"
+    # The frontend checks passwords (mailstored then sees tickets); the same format and demo
+    # users as the backend's file.
+    grep -v '^#' "$DIR/users" | {
+        echo "# ngx-mailauth built-in directory (mailauth_users): username:<PHC hash>"
+        cat
+    } >"$FRONTEND/users.tmp"
+    mv "$FRONTEND/users.tmp" "$FRONTEND/users"
+fi
+chmod 640 "$FRONTEND/users"
+share "$FRONTEND/users"
+if [ ! -s "$FRONTEND/cache.secret" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$FRONTEND/cache.secret.tmp")
+    mv "$FRONTEND/cache.secret.tmp" "$FRONTEND/cache.secret"
+fi
+chmod 640 "$FRONTEND/cache.secret"
+share "$FRONTEND/cache.secret"
+
+# --- redis-server: private, loopback only, no persistence (a cache) ------------------------------
+REDIS_PIDFILE="$REDIS_DIR/redis.pid"
+if fpid="$(pid_of "$REDIS_PIDFILE" "$REDIS_SERVER")"; then
+    log "redis-server already running (pid $fpid)"
+else
+    rm -f "$REDIS_PIDFILE"
+    port_free "$REDIS_PORT" "redis-server of the frontend"
+    setsid "$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log" --daemonize no </dev/null >/dev/null 2>&1 &
+    echo $! >"$REDIS_PIDFILE"
+    log "started redis-server (pid $!) on 127.0.0.1:$REDIS_PORT, log: $REDIS_DIR/redis.log"
+fi
+for _ in $(seq 100); do
+    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+done
+[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] \
+    || { tail -n 12 "$REDIS_DIR/redis.log" >&2; die "redis-server does not answer on 127.0.0.1:$REDIS_PORT"; }
+
+# --- nginx with the module -----------------------------------------------------------------------
+NGINX_PIDFILE="$NGINX_DIR/nginx.pid"
+fingerprint() {
+    { cat "$NGINX_DIR/nginx.conf" "$NGINX_DIR/modules/ngx_http_mailauth_module.so" 2>/dev/null || true; } | sha256sum
+}
+before="$(fingerprint)"
+IMAP_LISTEN="127.0.0.1:$IMAP_PORT" POP3_LISTEN="127.0.0.1:$POP3_PORT" AUTH_PORT="$AUTH_PORT" \
+    "$ROOT/nginx-conf/render.sh" "$NGINX_DIR" "$MODULE_SO" --roles "$ROLES_DB" --users "$FRONTEND/users" \
+    --ticket-key "$TICKET_KEY" --redis "redis://127.0.0.1:$REDIS_PORT" --cache-secret "$FRONTEND/cache.secret" \
+    >/dev/null || die "nginx-conf/render.sh failed"
+"$NGINX" -t -q -c "$NGINX_DIR/nginx.conf" || die "nginx -t refused $NGINX_DIR/nginx.conf"
+if fpid="$(pid_of "$NGINX_PIDFILE" "$NGINX")"; then
+    if [ "$before" != "$(fingerprint)" ]; then
+        # nginx does not reload a changed .so on SIGHUP: restart it.
+        log "restarting nginx (config or module changed since pid $fpid started)"
+        "$ROOT/scripts/down.sh" nginx
+    else
+        log "nginx already running (pid $fpid)"
+    fi
+fi
+if ! pid_of "$NGINX_PIDFILE" "$NGINX" >/dev/null; then
+    for port in "$IMAP_PORT" "$POP3_PORT" "$AUTH_PORT"; do port_free "$port" "frontend nginx"; done
+    # nginx daemonizes and writes its pidfile; errors before the log is open go to stderr.
+    "$NGINX" -c "$NGINX_DIR/nginx.conf" || die "nginx did not start; see $NGINX_DIR/logs/error.log"
+    log "started nginx with ngx-mailauth, log: $NGINX_DIR/logs/error.log"
+fi
+deadline=$((SECONDS + 15))
+for ep in "IMAP:$IMAP_PORT:* OK" "POP3:$POP3_PORT:+OK"; do
+    IFS=: read -r name port prefix <<<"$ep"
+    until greeting "$port" "$prefix"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 12 "$NGINX_DIR/logs/error.log" >&2 || true
+            die "frontend $name on 127.0.0.1:$port did not answer within 15 s"
+        fi
+        sleep 0.2
+    done
+done
+nginx_pid="$(cat "$NGINX_PIDFILE")"
+redis_pid="$(cat "$REDIS_PIDFILE")"
+
 cat <<EOF
 
-mailstored "$INSTANCE" is running (pid $pid); 'make down' stops it.
+mailscale is running; 'make down' stops it all.
+
+Through the frontend (nginx pid $nginx_pid with ngx-mailauth; Redis pid $redis_pid on 127.0.0.1:$REDIS_PORT):
+  IMAP   127.0.0.1:$IMAP_PORT        POP3   127.0.0.1:$POP3_PORT
+  users  demo1 demo2 demo3, password '$DEMO_PASSWORD' (checked by the frontend; the backend gets a ticket)
+  python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1",$IMAP_PORT); print(m.login("demo1","demo")); m.select("INBOX"); print(m.fetch("1:*","(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")); m.logout()'
+  python3 -c 'import poplib; p=poplib.POP3("127.0.0.1",$POP3_PORT); p.user("demo1"); print(p.pass_("demo")); print(p.list()); p.quit()'
+  nc -C 127.0.0.1 $IMAP_PORT                                  # then: a LOGIN demo1 demo
+  curl -si -H 'Auth-Method: plain' -H 'Auth-User: demo1' -H 'Auth-Pass: demo' -H 'Auth-Protocol: imap' \\
+       -H 'Client-IP: 127.0.0.1' http://127.0.0.1:$AUTH_PORT/auth   # the auth location's answer
+  files  $FRONTEND/ (users, cache.secret, nginx/nginx.conf, nginx/logs/error.log)
+         $ROLES_DB (mailctl roles --db $ROLES_DB list), $TICKET_KEY, $REDIS_DIR/
+
+mailstored "$INSTANCE" (pid $pid), straight to the backend:
   IMAP   127.0.0.1:10143  (STARTTLS)      IMAPS  127.0.0.1:10993
   POP3   127.0.0.1:10110  (STLS)          POP3S  127.0.0.1:10995
   LMTP   127.0.0.1:10024
