@@ -230,7 +230,10 @@ class Bench:
                 raise BenchError(f"{so} is not the nginx module (built without --features nginx?)")
             # A copy: a later cargo build never rewrites the .so this nginx has mapped.
             (self.work / "modules").mkdir()
-            shutil.copy2(so, self.work / "modules" / "ngx_http_mailauth_module.so")
+            copy = self.work / "modules" / "ngx_http_mailauth_module.so"
+            shutil.copy2(so, copy)
+            built = dt.datetime.fromtimestamp(copy.stat().st_mtime, dt.timezone.utc)
+            self.module_id = f"built {built:%Y-%m-%d %H:%M} UTC (sha256 {hashlib.sha256(copy.read_bytes()).hexdigest()[:12]}…)"
 
         w = self.work
         mailctl = [a.mailctl, "roles", "--db", str(w / "roles")]
@@ -488,10 +491,7 @@ def report(b: Bench, results: list[Result], started: dt.datetime, load: str, arg
                f"mailscale {git_rev()}  ")
     if "module" in b.locations:
         so = Path(a.module)
-        digest = hashlib.sha256(so.read_bytes()).hexdigest()[:12]
-        built = dt.datetime.fromtimestamp(so.stat().st_mtime, dt.timezone.utc)
-        out.append(f"Module: `{so.relative_to(ROOT) if so.is_relative_to(ROOT) else so}` built {built:%Y-%m-%d %H:%M} UTC "
-                   f"(sha256 {digest}…)  ")
+        out.append(f"Module: `{so.relative_to(ROOT) if so.is_relative_to(ROOT) else so}` {b.module_id}  ")
     out.append("")
     out.append("| mode | location | req/s | p50 | p90 | p99 | vs floor | module vs Lua | nginx CPU/req | redis CPU/req |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
