@@ -204,6 +204,7 @@ class Bench:
         self.locations = [loc for loc in LOCATIONS if not (loc == "module" and args.without_module)]
         self.ncpu = os.cpu_count() or 1
         self.pin = not args.no_pin and self.ncpu >= 2
+        self.rev = git_rev()
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -475,6 +476,7 @@ def pkg_version(pkg: str) -> str:
 
 def report(b: Bench, results: list[Result], started: dt.datetime, load: str, argv: list[str]) -> str:
     load_end = f"{os.getloadavg()[0]:.2f}"
+    rev_end = git_rev()
     a = b.args
     out = []
     out.append(f"#### {started:%Y-%m-%d %H:%M} UTC — {len(b.users)} users, {a.duration} s per measurement")
@@ -488,7 +490,7 @@ def report(b: Bench, results: list[Result], started: dt.datetime, load: str, arg
                f"redis-server {pkg_version('redis-server')}, wrk {pkg_version('wrk')} "
                f"({a.threads} thread, {a.connections} connections"
                f"{', wrk and redis-server pinned to CPU ' + str(b.ncpu - 1) if b.pin else ''}); "
-               f"mailscale {git_rev()}  ")
+               f"mailscale {b.rev}" + (f" at the start, {rev_end} at the end" if rev_end != b.rev else "") + "  ")
     if "module" in b.locations:
         so = Path(a.module)
         out.append(f"Module: `{so.relative_to(ROOT) if so.is_relative_to(ROOT) else so}` {b.module_id}  ")
