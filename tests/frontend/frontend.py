@@ -468,9 +468,23 @@ class Nginx:
         return "\n".join(self.log_text().splitlines()[-n:])
 
     def crashes(self) -> list[str]:
-        """Lines where a worker died of a signal (a crash inside the module)."""
-        return [line for line in self.log_text().splitlines()
-                if re.search(r"exited on signal|worker process \d+ exited with fatal", line)]
+        """Lines where a worker died of a signal or Rust panicked (a crash inside the module)."""
+        try:
+            stderr = (self.dir / "nginx.stderr").read_text(errors="replace")
+        except FileNotFoundError:
+            stderr = ""
+        return [line for line in (self.log_text() + "\n" + stderr).splitlines()
+                if re.search(r"exited on signal|worker process \d+ exited with fatal|panicked at", line)]
+
+    def assert_no_secrets_logged(self, secrets: list[str]) -> None:
+        """DESIGN principle 3: logs never contain passwords or tickets."""
+        text = self.log_text()
+        try:
+            text += (self.dir / "nginx.stderr").read_text(errors="replace")
+        except FileNotFoundError:
+            pass
+        found = [s for s in [*secrets, "MST1."] if s in text]
+        assert not found, f"nginx's logs contain {found}"
 
     # ---- clients ---------------------------------------------------------------------------
 

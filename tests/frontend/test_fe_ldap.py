@@ -88,3 +88,8 @@ def test_pop3_ldap_user_refused_with_wrong_password(fe):
     with pytest.raises(poplib.error_proto, match=INVALID_LOGIN):
         p.pass_("not-builder")
     p.close()
+
+
+def test_logs_hold_no_passwords_or_tickets(fe):
+    """Runs last in this file, after the logins above."""
+    fe.nginx.assert_no_secrets_logged(["wonderland", "builder", "stall-pass", "not-wonderland", "not-builder"])

@@ -164,3 +164,8 @@ def test_user_on_a_down_backend_gets_a_temporary_failure(fe):
 def test_wrong_password_of_a_user_without_role_is_just_a_wrong_password(fe):
     text, _ = imap_refusal(fe.nginx, "norole", "bad")
     assert INVALID_LOGIN in text
+
+
+def test_logs_hold_no_passwords_or_tickets(fe):
+    """Runs last in this file, after the logins above."""
+    fe.nginx.assert_no_secrets_logged(["wonderland", "c4rol-Pass", "not-the-password", "nope"])
