@@ -1,14 +1,9 @@
 //! The built-in user file (`name:$argon2id$...` lines) and SASL PLAIN decoding. Passwords are
 //! held in [`Secret`] so they can't reach a log by accident.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine;
 use mailstore::Username;
 
@@ -32,86 +27,29 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Hashes a password for the user file (argon2id, random salt, PHC string).
-///
-/// # Panics
-/// Never with the default parameters.
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default params").to_string()
-}
+pub use mailscale_userfile::hash_password;
 
-struct Loaded {
-    mtime: Option<SystemTime>,
-    users: Arc<HashMap<String, String>>,
-}
-
-/// The user file, re-read when its modification time changes (no restart to add a user).
-pub struct Users {
-    path: PathBuf,
-    loaded: Mutex<Loaded>,
-}
-
-fn parse(path: &Path, text: &str) -> anyhow::Result<HashMap<String, String>> {
-    let mut map = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (name, hash) =
-            line.split_once(':').with_context(|| format!("{}:{}: expected `user:hash`", path.display(), n + 1))?;
-        let user = Username::new(name)
-            .map_err(|_| anyhow::anyhow!("{}:{}: invalid user name {name:?}", path.display(), n + 1))?;
-        PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("{}:{}: bad password hash: {e}", path.display(), n + 1))?;
-        map.insert(user.as_str().to_string(), hash.to_string());
-    }
-    Ok(map)
-}
+/// The users file of this instance (shared format, see `mailscale_userfile`).
+pub struct Users(mailscale_userfile::UserFile);
 
 impl Users {
     /// # Errors
     /// Unreadable file or a malformed line (named by file and line number).
     pub fn load(path: &Path) -> anyhow::Result<Users> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read users file {}", path.display()))?;
-        let users = parse(path, &text)?;
-        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        Ok(Users { path: path.to_path_buf(), loaded: Mutex::new(Loaded { mtime, users: Arc::new(users) }) })
-    }
-
-    fn current(&self) -> Arc<HashMap<String, String>> {
-        let mut l = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if mtime != l.mtime {
-            match std::fs::read_to_string(&self.path).map_err(anyhow::Error::from).and_then(|t| parse(&self.path, &t)) {
-                Ok(users) => {
-                    tracing::info!(file = %self.path.display(), users = users.len(), "users file reloaded");
-                    l.users = Arc::new(users);
-                }
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "users file not reloaded, keeping the old one")
-                }
-            }
-            l.mtime = mtime;
-        }
-        l.users.clone()
+        mailscale_userfile::UserFile::load(path).map(Users).map_err(anyhow::Error::msg)
     }
 
     /// Whether a mailbox exists for this name (LMTP RCPT).
     pub fn exists(&self, user: &str) -> Option<Username> {
         let u = Username::new(user).ok()?;
-        self.current().contains_key(u.as_str()).then_some(u)
+        self.0.contains(u.as_str()).then_some(u)
     }
 
-    /// Checks a password. CPU-heavy (argon2): call from a blocking context.
+    /// Checks a password. CPU-heavy (argon2, also for unknown users so that timing doesn't tell
+    /// who exists): call from a blocking context.
     pub fn verify(&self, user: &str, password: &Secret) -> Option<Username> {
         let u = Username::new(user).ok()?;
-        let users = self.current();
-        let hash = users.get(u.as_str())?;
-        let parsed = PasswordHash::new(hash).ok()?;
-        Argon2::default().verify_password(password.expose().as_bytes(), &parsed).ok()?;
-        Some(u)
+        (self.0.verify(u.as_str(), password.expose()) == mailscale_userfile::Lookup::Valid).then_some(u)
     }
 
     /// [`Users::verify`] off the async runtime's worker threads.

@@ -1,16 +1,12 @@
 //! Directories that verify a password: the built-in users file and LDAP. Both are blocking
 //! (argon2 is CPU-heavy, LDAP is network I/O): they run only inside nginx thread-pool tasks.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
+use std::path::Path;
+use std::time::Duration;
 
 use crate::decision::Secret;
 use crate::escape;
+use crate::flow::Pool;
 
 /// What a directory says about a user name and password.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,62 +37,20 @@ pub trait Directory: Send + Sync {
 
     /// For logs: which directory this is (never a secret).
     fn describe(&self) -> String;
-}
 
-/// Asks each directory in order until one knows the user.
-///
-/// # Errors
-///
-/// The first [`DirectoryError`]: a directory that can't answer is not skipped, so that a
-/// stopped LDAP server can't make a users-file entry of the same name win.
-pub fn verify_all(dirs: &[Arc<dyn Directory>], user: &str, pass: &Secret<String>) -> Result<Lookup, DirectoryError> {
-    for dir in dirs {
-        match dir.verify(user, pass)? {
-            Lookup::Unknown => continue,
-            known => return Ok(known),
-        }
+    /// The thread pool its checks run on: the users file (CPU only) on its own pool, so that a
+    /// stalled LDAP server can't hold its logins up.
+    fn pool(&self) -> Pool {
+        Pool::Directory
     }
-    Ok(Lookup::Unknown)
 }
 
 // ---------------------------------------------------------------------------------------------
 // users file
 
-/// Parses a users file: `user:$argon2id$...` lines (mailstored's format), `#` comments.
-///
-/// # Errors
-///
-/// A message naming the line for a line without `:`, a bad user name or a hash that is not a
-/// PHC string.
-pub fn parse_users(path: &Path, text: &str) -> Result<HashMap<String, String>, String> {
-    let mut map = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let at = || format!("{}:{}", path.display(), n + 1);
-        let (name, hash) = line.split_once(':').ok_or_else(|| format!("{}: expected `user:hash`", at()))?;
-        if !escape::check_login_name(name) {
-            return Err(format!("{}: invalid user name {name:?} (allowed: A-Z a-z 0-9 . _ @ + -)", at()));
-        }
-        PasswordHash::new(hash).map_err(|e| format!("{}: bad password hash: {e}", at()))?;
-        map.insert(name.to_owned(), hash.to_owned());
-    }
-    Ok(map)
-}
-
-struct Loaded {
-    mtime: Option<SystemTime>,
-    users: Arc<HashMap<String, String>>,
-}
-
-/// The built-in directory (`mailauth_users`): re-read when the file's modification time
-/// changes, so adding a user needs no reload; a broken new version keeps the old one.
-pub struct UsersFile {
-    path: PathBuf,
-    loaded: Mutex<Loaded>,
-}
+/// The built-in directory (`mailauth_users`): mailstored's users file format, re-read when the
+/// file's modification time changes (no reload to add a user; a broken version keeps the old).
+pub struct UsersFile(mailscale_userfile::UserFile);
 
 impl UsersFile {
     /// Loads the file (at `nginx -t` / configuration time).
@@ -105,41 +59,25 @@ impl UsersFile {
     ///
     /// Unreadable file or a malformed line, with file and line.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let users = parse_users(path, &text)?;
-        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        Ok(Self { path: path.to_owned(), loaded: Mutex::new(Loaded { mtime, users: Arc::new(users) }) })
-    }
-
-    fn current(&self) -> Arc<HashMap<String, String>> {
-        let mut l = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if mtime != l.mtime {
-            if let Ok(users) = std::fs::read_to_string(&self.path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| parse_users(&self.path, &t))
-            {
-                l.users = Arc::new(users);
-            }
-            l.mtime = mtime;
-        }
-        l.users.clone()
+        mailscale_userfile::UserFile::load(path).map(Self)
     }
 }
 
 impl Directory for UsersFile {
     fn verify(&self, user: &str, pass: &Secret<String>) -> Result<Lookup, DirectoryError> {
-        let users = self.current();
-        let Some(hash) = users.get(user) else { return Ok(Lookup::Unknown) };
-        let parsed = PasswordHash::new(hash).map_err(|e| DirectoryError(format!("bad hash for a user: {e}")))?;
-        Ok(match Argon2::default().verify_password(pass.expose().as_bytes(), &parsed) {
-            Ok(()) => Lookup::Valid,
-            Err(_) => Lookup::Invalid,
+        Ok(match self.0.verify(user, pass.expose()) {
+            mailscale_userfile::Lookup::Valid => Lookup::Valid,
+            mailscale_userfile::Lookup::Invalid => Lookup::Invalid,
+            mailscale_userfile::Lookup::Unknown => Lookup::Unknown,
         })
     }
 
     fn describe(&self) -> String {
-        format!("users file {}", self.path.display())
+        format!("users file {}", self.0.path().display())
+    }
+
+    fn pool(&self) -> Pool {
+        Pool::Users
     }
 }
 
@@ -193,9 +131,8 @@ impl Ldap {
     }
 
     fn connect(&self) -> Result<ldap3::LdapConn, DirectoryError> {
-        let settings = ldap3::LdapConnSettings::new()
-            .set_conn_timeout(self.config.timeout)
-            .set_starttls(self.config.starttls);
+        let settings =
+            ldap3::LdapConnSettings::new().set_conn_timeout(self.config.timeout).set_starttls(self.config.starttls);
         ldap3::LdapConn::with_settings(settings, &self.config.url)
             .map_err(|e| DirectoryError(format!("LDAP {}: cannot connect: {e}", self.config.url)))
     }
@@ -212,7 +149,12 @@ impl Ldap {
         }
     }
 
-    fn verify_on(&self, ldap: &mut ldap3::LdapConn, user: &str, pass: &Secret<String>) -> Result<Lookup, DirectoryError> {
+    fn verify_on(
+        &self,
+        ldap: &mut ldap3::LdapConn,
+        user: &str,
+        pass: &Secret<String>,
+    ) -> Result<Lookup, DirectoryError> {
         match &self.config.mode {
             LdapMode::BindDn(template) => {
                 let dn = escape::fill_template(template, &escape::ldap_dn_value(user));
@@ -269,13 +211,8 @@ impl Directory for Ldap {
 mod tests {
     use super::*;
 
-    // argon2id of "demo" (mailstored hash-password), m=19456,t=2,p=1.
-    const DEMO_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$Y5u5DNmOHjGkFBUrXMM7IEtP1yGTN2bsIpuH4LbTzWc";
-
     fn demo_hash() -> String {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
-        Argon2::default().hash_password(b"demo", &salt).unwrap().to_string()
+        mailscale_userfile::hash_password("demo")
     }
 
     #[test]
@@ -287,17 +224,22 @@ mod tests {
         assert_eq!(users.verify("demo1", &Secret::new("demo".into())).unwrap(), Lookup::Valid);
         assert_eq!(users.verify("demo1", &Secret::new("x".into())).unwrap(), Lookup::Invalid);
         assert_eq!(users.verify("demo2", &Secret::new("demo".into())).unwrap(), Lookup::Unknown);
-        let dirs: Vec<Arc<dyn Directory>> = vec![Arc::new(users)];
-        assert_eq!(verify_all(&dirs, "nobody", &Secret::new("demo".into())).unwrap(), Lookup::Unknown);
+        assert_eq!(users.pool(), Pool::Users, "users-file checks never queue behind LDAP");
     }
 
     #[test]
     fn users_file_errors_name_the_line() {
-        let p = Path::new("/x/users");
-        assert_eq!(parse_users(p, "broken\n").unwrap_err(), "/x/users:1: expected `user:hash`");
-        let e = parse_users(p, &format!("ok:{DEMO_HASH}\nbad name:{DEMO_HASH}\n")).unwrap_err();
-        assert!(e.starts_with("/x/users:2: invalid user name"), "{e}");
-        assert!(parse_users(p, "a:nothash\n").unwrap_err().starts_with("/x/users:1: bad password hash"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(&path, format!("ok:{}\nbad name:{}\n", demo_hash(), demo_hash())).unwrap();
+        let e = UsersFile::load(&path).err().unwrap();
+        assert!(
+            e.ends_with(&format!(
+                "{}:2: invalid user name \"bad name\" (allowed: A-Z a-z 0-9 . _ @ + -)",
+                path.display()
+            )),
+            "{e}"
+        );
     }
 
     #[test]
