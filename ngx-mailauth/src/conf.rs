@@ -119,7 +119,10 @@ pub const LDAP_DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Errors
 ///
 /// A message naming the offending parameter.
-pub fn parse_ldap(args: &[&str], read_secret: impl Fn(&Path) -> Result<Secret<String>, String>) -> Result<LdapConfig, String> {
+pub fn parse_ldap(
+    args: &[&str],
+    read_secret: impl Fn(&Path) -> Result<Secret<String>, String>,
+) -> Result<LdapConfig, String> {
     let (url, params) = args.split_first().ok_or("expects a URL (ldap://host or ldaps://host)")?;
     let rest = url.strip_prefix("ldap://").or_else(|| url.strip_prefix("ldaps://"));
     match rest {
@@ -246,8 +249,9 @@ mod tests {
 
     #[test]
     fn ldap_bind_dn() {
-        let c = parse_ldap(&["ldap://127.0.0.1:389", "bind_dn=uid=%u,ou=people,dc=example,dc=org", "timeout=2s"], secret)
-            .unwrap();
+        let c =
+            parse_ldap(&["ldap://127.0.0.1:389", "bind_dn=uid=%u,ou=people,dc=example,dc=org", "timeout=2s"], secret)
+                .unwrap();
         assert_eq!(c.mode, LdapMode::BindDn("uid=%u,ou=people,dc=example,dc=org".into()));
         assert_eq!(c.timeout, Duration::from_secs(2));
         assert!(!c.starttls);
@@ -259,12 +263,21 @@ mod tests {
     #[test]
     fn ldap_search() {
         let c = parse_ldap(
-            &["ldaps://ldap.example.org", "base=dc=example,dc=org", "filter=(uid=%u)", "search_dn=cn=nginx,dc=example,dc=org", "search_password_file=/x"],
+            &[
+                "ldaps://ldap.example.org",
+                "base=dc=example,dc=org",
+                "filter=(uid=%u)",
+                "search_dn=cn=nginx,dc=example,dc=org",
+                "search_password_file=/x",
+            ],
             secret,
         )
         .unwrap();
         let LdapMode::Search { base, filter, search_password, .. } = c.mode else { panic!() };
-        assert_eq!((base.as_str(), filter.as_str(), search_password.expose().as_str()), ("dc=example,dc=org", "(uid=%u)", "pw"));
+        assert_eq!(
+            (base.as_str(), filter.as_str(), search_password.expose().as_str()),
+            ("dc=example,dc=org", "(uid=%u)", "pw")
+        );
     }
 
     #[test]
@@ -278,12 +291,16 @@ mod tests {
         assert!(e(&["ldap://h", "bind_dn=uid=%u", "color=red"]).contains("unknown parameter"));
         assert!(e(&["ldap://h", "bind_dn=uid=%u", "timeout=0"]).contains("timeout"));
         assert!(e(&["ldaps://h", "bind_dn=uid=%u", "starttls"]).contains("starttls"));
-        assert!(e(&["ldap://h", "base=b", "filter=uid=%u", "search_dn=d", "search_password_file=/f"]).contains("parenthesised"));
+        assert!(e(&["ldap://h", "base=b", "filter=uid=%u", "search_dn=d", "search_password_file=/f"])
+            .contains("parenthesised"));
     }
 
     #[test]
     fn cache() {
-        assert_eq!(parse_cache(&["redis://127.0.0.1:6379/1"]).unwrap(), ("redis://127.0.0.1:6379/1".into(), Duration::from_millis(500)));
+        assert_eq!(
+            parse_cache(&["redis://127.0.0.1:6379/1"]).unwrap(),
+            ("redis://127.0.0.1:6379/1".into(), Duration::from_millis(500))
+        );
         assert_eq!(parse_cache(&["redis://h", "timeout=2s"]).unwrap().1, Duration::from_secs(2));
         assert!(parse_cache(&["http://h"]).is_err());
         assert!(parse_cache(&["redis://h", "timeout=1m"]).is_err());

@@ -428,13 +428,19 @@ mod tests {
 
     #[test]
     fn unavailable_backend_is_temporary_not_wrong_password() {
-        let a = route(&login("x", "imap", "1"), &Routing::Unavailable("down".into()), &Policy::default(), || {
-            unreachable!()
-        });
+        let a = route(
+            &login("x", "imap", "1"),
+            &Routing::Unavailable("down".into()),
+            &Policy::default(),
+            || unreachable!(),
+        );
         assert_eq!(a.headers(), h(&[("Auth-Status", MAILBOX_UNAVAILABLE), ("Auth-Wait", "3")]));
-        let a = route(&login("x", "imap", "3"), &Routing::Unavailable("down".into()), &Policy::default(), || {
-            unreachable!()
-        });
+        let a = route(
+            &login("x", "imap", "3"),
+            &Routing::Unavailable("down".into()),
+            &Policy::default(),
+            || unreachable!(),
+        );
         assert_eq!(a.headers(), h(&[("Auth-Status", MAILBOX_UNAVAILABLE)]));
     }
 
@@ -476,8 +482,13 @@ mod tests {
             assert!(e.is_client_input());
         }
         for pass in ["demo%0D%0AAuth-Server: 6.6.6.6", "a%00", "%0A"] {
-            let e = req(&[("Auth-Method", "plain"), ("Auth-User", "demo1"), ("Auth-Pass", pass), ("Auth-Protocol", "imap")])
-                .unwrap_err();
+            let e = req(&[
+                ("Auth-Method", "plain"),
+                ("Auth-User", "demo1"),
+                ("Auth-Pass", pass),
+                ("Auth-Protocol", "imap"),
+            ])
+            .unwrap_err();
             assert_eq!(e, RequestError::Invalid("Auth-Pass"));
             assert_eq!(
                 decide_unparsable(&e, 1, &Policy::default()).headers(),

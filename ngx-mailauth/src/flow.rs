@@ -5,7 +5,9 @@
 //!        │
 //!        ├─► [cache pool]     check: failure counters + cached credential in Redis
 //!        │       └─► resume: locked → refuse; cached → Verified; else ↓
-//!        ├─► [directory pool] verify: users file, LDAP (argon2, network)
+//!        ├─► [users pool]     verify: users file (argon2)
+//!        │       └─► resume: valid/invalid/error ↓, unknown → next directory
+//!        ├─► [directory pool] verify: LDAP (network, may stall up to its timeout)
 //!        │       └─► resume: valid/invalid/error ↓
 //!        └─► [cache pool]     record: store the credential, or count the failure
 //!                └─► resume: Verified (→ roles + ticket) or refuse
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{fail_key_ip, fail_key_user, CacheSecret, LockoutPolicy, WorkerCache};
 use crate::decision::{refuse, Answer, AuthRequest, Policy, INVALID_LOGIN, LOCKED_OUT, TEMP_FAILURE};
-use crate::directory::{verify_all, Directory, Lookup};
+use crate::directory::{Directory, Lookup};
 use crate::escape::check_login_name;
 use crate::store::{CredStore, StoreView};
 
@@ -62,8 +64,10 @@ pub struct Worker {
 pub enum Pool {
     /// Redis: short operations with a short timeout.
     Cache,
-    /// The directory: argon2 and LDAP, which may stall up to the LDAP timeout.
+    /// LDAP, which may stall up to its timeout.
     Directory,
+    /// The users file: argon2, CPU only, never waits on the network.
+    Users,
 }
 
 /// What to do next with a login.
@@ -90,8 +94,9 @@ pub struct Note {
 enum Stage {
     Check,
     Checked(Result<StoreView, String>),
-    Verify,
-    Verified(Result<Lookup, String>),
+    /// Ask directory number n.
+    Verify(usize),
+    Verified(usize, Result<Lookup, String>),
     Store,
     CountFailure,
     Recorded(Result<Vec<u64>, String>),
@@ -176,8 +181,21 @@ impl Login {
             self.stage = Stage::Check;
             Step::Run(Pool::Cache)
         } else {
-            self.stage = Stage::Verify;
-            Step::Run(Pool::Directory)
+            self.verify(0)
+        }
+    }
+
+    /// Asks directory `n`, or refuses as an unknown user when there is none left (a directory
+    /// that can't answer is not skipped, so that a stopped LDAP server can't make a users-file
+    /// entry of the same name win).
+    fn verify(&mut self, n: usize) -> Step {
+        match self.settings.directories.get(n) {
+            Some(dir) => {
+                self.stage = Stage::Verify(n);
+                Step::Run(dir.pool())
+            }
+            // `mailauth` refuses a configuration without a directory; this is defensive only.
+            None => self.refuse(INVALID_LOGIN),
         }
     }
 
@@ -191,15 +209,18 @@ impl Login {
                 let key = settings.secret.redis_key(user);
                 Stage::Checked(store.check(&self.fail_keys, &key).map_err(|e| e.to_string()))
             }
-            Stage::Verify => {
-                Stage::Verified(verify_all(&settings.directories, user, &self.request.pass).map_err(|e| e.0))
+            Stage::Verify(n) => {
+                Stage::Verified(n, settings.directories[n].verify(user, &self.request.pass).map_err(|e| e.0))
             }
             Stage::Store => {
                 let store = settings.store.as_ref().expect("Store only with a store");
                 let key = settings.secret.redis_key(user);
                 let value = settings.secret.redis_value(user, &self.request.pass);
                 Stage::Recorded(
-                    store.store_credential(&key, &value, settings.cache_ttl).map(|()| Vec::new()).map_err(|e| e.to_string()),
+                    store
+                        .store_credential(&key, &value, settings.cache_ttl)
+                        .map(|()| Vec::new())
+                        .map_err(|e| e.to_string()),
                 )
             }
             Stage::CountFailure => {
@@ -251,20 +272,21 @@ impl Login {
                     worker.cache.put_credential(self.credential(), self.settings.cache_ttl, now);
                     return Step::Verified;
                 }
-                self.stage = Stage::Verify;
-                Step::Run(Pool::Directory)
+                self.verify(0)
             }
             Stage::Checked(Err(error)) => {
                 self.redis_failed(worker, error, now);
-                if self.fail_keys.iter().any(|k| {
-                    self.settings.lockout.is_some_and(|l| l.is_locked(worker.cache.local_count(k, now)))
-                }) {
+                if self
+                    .fail_keys
+                    .iter()
+                    .any(|k| self.settings.lockout.is_some_and(|l| l.is_locked(worker.cache.local_count(k, now))))
+                {
                     return self.refuse(LOCKED_OUT);
                 }
-                self.stage = Stage::Verify;
-                Step::Run(Pool::Directory)
+                self.verify(0)
             }
-            Stage::Verified(Ok(Lookup::Valid)) => {
+            Stage::Verified(n, Ok(Lookup::Unknown)) if n + 1 < self.settings.directories.len() => self.verify(n + 1),
+            Stage::Verified(_, Ok(Lookup::Valid)) => {
                 if !self.settings.cache_ttl.is_zero() {
                     worker.cache.put_credential(self.credential(), self.settings.cache_ttl, now);
                     if self.redis_ok {
@@ -274,7 +296,7 @@ impl Login {
                 }
                 Step::Verified
             }
-            Stage::Verified(Ok(lookup)) => {
+            Stage::Verified(_, Ok(lookup)) => {
                 worker.cache.forget_credential(&self.credential());
                 self.note(false, if lookup == Lookup::Unknown { "unknown user" } else { "wrong password" }.into());
                 self.refused = true;
@@ -287,7 +309,7 @@ impl Login {
                 }
                 self.refuse(INVALID_LOGIN)
             }
-            Stage::Verified(Err(error)) => {
+            Stage::Verified(_, Err(error)) => {
                 self.note(true, format!("directory: {error}"));
                 self.refuse(TEMP_FAILURE)
             }

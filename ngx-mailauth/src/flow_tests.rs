@@ -57,6 +57,8 @@ struct FakeDir {
     users: HashMap<&'static str, &'static str>,
     calls: AtomicUsize,
     broken: AtomicBool,
+    /// Plays the users file (its own pool) rather than LDAP.
+    local: bool,
 }
 
 impl Directory for FakeDir {
@@ -73,6 +75,13 @@ impl Directory for FakeDir {
     }
     fn describe(&self) -> String {
         "fake".into()
+    }
+    fn pool(&self) -> Pool {
+        if self.local {
+            Pool::Users
+        } else {
+            Pool::Directory
+        }
     }
 }
 
@@ -212,7 +221,7 @@ fn lockout_per_client_address() {
 fn a_lock_seen_by_a_worker_beats_its_own_cache() {
     let mut e = env(true, Some((2, 60)));
     assert_eq!(e.status("alice", "right", "192.0.2.1"), "verified"); // now in the worker tier
-    // Failures counted elsewhere (another worker/frontend) lock alice in Redis...
+                                                                     // Failures counted elsewhere (another worker/frontend) lock alice in Redis...
     e.store.data.lock().unwrap().insert(fail_key_user("alice"), "2".into());
     // ...the worker tier still hits (it can't know)...
     assert_eq!(e.status("alice", "right", "192.0.2.1"), "verified");
@@ -302,4 +311,39 @@ fn empty_passwords_and_non_plain_methods_are_refused() {
     let mut login = Login::new(request, e.settings.clone());
     assert!(matches!(login.start(&mut e.worker, e.now), Step::Answer(_)));
     assert_eq!(e.dir.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn users_file_first_on_its_own_pool_then_ldap() {
+    let mut e = env(false, None);
+    let file = Arc::new(FakeDir { users: HashMap::from([("carol", "local")]), local: true, ..FakeDir::default() });
+    let ldap = e.dir.clone();
+    let mut settings = Settings { directories: vec![file.clone(), ldap.clone()], ..clone_settings(&e.settings) };
+    settings.cache_ttl = Duration::ZERO;
+    e.settings = Arc::new(settings);
+    // A users-file user is answered on the users pool; LDAP is never asked, so a stalled
+    // LDAP server can't delay them.
+    ldap.broken.store(true, Ordering::SeqCst);
+    let (step, pools) = e.login("carol", "local", "192.0.2.9", 1);
+    assert!(matches!(step, Step::Verified));
+    assert_eq!(pools, [Pool::Users]);
+    assert_eq!(ldap.calls.load(Ordering::SeqCst), 0);
+    // Unknown to the file: LDAP next, on the directory pool.
+    ldap.broken.store(false, Ordering::SeqCst);
+    let (step, pools) = e.login("alice", "right", "192.0.2.9", 1);
+    assert!(matches!(step, Step::Verified));
+    assert_eq!(pools, [Pool::Users, Pool::Directory]);
+    // Unknown everywhere: refused as a wrong login.
+    assert_eq!(e.status("nobody", "x", "192.0.2.9"), "Invalid login or password");
+}
+
+fn clone_settings(s: &Settings) -> Settings {
+    Settings {
+        policy: s.policy.clone(),
+        lockout: s.lockout,
+        cache_ttl: s.cache_ttl,
+        secret: s.secret.clone(),
+        store: s.store.clone(),
+        directories: s.directories.clone(),
+    }
 }

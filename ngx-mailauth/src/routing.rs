@@ -44,7 +44,15 @@ mod tests {
     use super::*;
 
     fn backend(name: &str, ip: &str, state: BackendState, partner: Option<&str>) -> RB {
-        RB { name: name.into(), ip: ip.parse().unwrap(), imap: 10143, pop3: 10110, lmtp: 10024, partner: partner.map(Into::into), state }
+        RB {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+            imap: 10143,
+            pop3: 10110,
+            lmtp: 10024,
+            partner: partner.map(Into::into),
+            state,
+        }
     }
 
     fn route(state: UserState, own: BackendState, partner: Option<BackendState>) -> Route {

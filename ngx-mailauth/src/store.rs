@@ -127,8 +127,7 @@ impl CredStore for Redis {
     fn check(&self, fail_keys: &[String], cred_key: &str) -> Result<StoreView, StoreError> {
         let mut keys: Vec<&str> = fail_keys.iter().map(String::as_str).collect();
         keys.push(cred_key);
-        let mut values: Vec<Option<String>> =
-            self.with_conn(|c| redis::cmd("MGET").arg(&keys).query(c))?;
+        let mut values: Vec<Option<String>> = self.with_conn(|c| redis::cmd("MGET").arg(&keys).query(c))?;
         if values.len() != keys.len() {
             return Err(self.err(format!("MGET answered {} values for {} keys", values.len(), keys.len())));
         }

@@ -20,8 +20,8 @@ use mailscale_roles::Roles;
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_event_t, ngx_http_finalize_request, ngx_http_request_t, ngx_http_run_posted_requests, ngx_int_t, ngx_log_t,
-    ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t, NGX_DONE, NGX_LOG_ERR, NGX_LOG_INFO,
-    NGX_LOG_WARN, NGX_OK,
+    ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t, NGX_DONE, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN,
+    NGX_OK,
 };
 use ngx::http::{HTTPStatus, HttpModuleLocationConf, Method, Request};
 use ngx::ngx_log_error;
@@ -143,6 +143,7 @@ unsafe fn post(rt: &Runtime, task: *mut ngx_thread_task_t, pool: Pool) -> bool {
     let tp = match pool {
         Pool::Cache => rt.pools[0].pool,
         Pool::Directory => rt.pools[1].pool,
+        Pool::Users => rt.pools[2].pool,
     };
     // SAFETY: tp is a thread pool registered at configuration time; task is idle.
     unsafe { ngx_thread_task_post(tp, task) == NGX_OK as ngx_int_t }

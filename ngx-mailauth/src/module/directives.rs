@@ -10,8 +10,8 @@ use std::time::Duration;
 use mailscale_ticket::TicketKey;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1,
-    NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
+    NGX_CONF_TAKE123, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF,
     NGX_LOG_EMERG,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
@@ -55,7 +55,7 @@ pub(super) static mut COMMANDS: [ngx_command_t; 14] = [
     command(ngx_string!("mailauth_fail_delay"), ANY | NGX_CONF_TAKE1, set_fail_delay),
     command(ngx_string!("mailauth_lockout"), ANY | NGX_CONF_TAKE12, set_lockout),
     command(ngx_string!("mailauth_max_attempts"), ANY | NGX_CONF_TAKE1, set_max_attempts),
-    command(ngx_string!("mailauth_thread_pool"), ANY | NGX_CONF_TAKE12, set_thread_pool),
+    command(ngx_string!("mailauth_thread_pool"), ANY | NGX_CONF_TAKE123, set_thread_pool),
     ngx_command_t::empty(),
 ];
 
@@ -72,7 +72,10 @@ fn setter(
     let raw: Vec<String> = unsafe { (*cf).args.as_ref() }
         .map(|a| {
             // SAFETY: the array's elements are ngx_str_t.
-            unsafe { a.as_slice::<ngx_str_t>() }.iter().map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned()).collect()
+            unsafe { a.as_slice::<ngx_str_t>() }
+                .iter()
+                .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned())
+                .collect()
         })
         .unwrap_or_default();
     let Some((name, args)) = raw.split_first() else { return NGX_CONF_ERROR };
@@ -201,10 +204,12 @@ unsafe extern "C" fn set_max_attempts(cf: *mut ngx_conf_t, _cmd: *mut ngx_comman
 unsafe extern "C" fn set_thread_pool(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, |conf, args, cf| {
         let cache = ThreadPool::add(cf, args[0]).ok_or("cannot register the thread pool")?;
-        let directory = match args.get(1) {
-            Some(name) => ThreadPool::add(cf, name).ok_or("cannot register the thread pool")?,
-            None => cache.clone(),
+        let pool = |n: usize, fallback: &ThreadPool| match args.get(n) {
+            Some(name) => ThreadPool::add(cf, name).ok_or("cannot register the thread pool"),
+            None => Ok(fallback.clone()),
         };
-        once(&mut conf.pools, [cache, directory])
+        let directory = pool(1, &cache)?;
+        let users = pool(2, &cache)?;
+        once(&mut conf.pools, [cache, directory, users])
     })
 }

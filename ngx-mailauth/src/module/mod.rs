@@ -71,7 +71,7 @@ struct Runtime {
     ticket_key: Arc<TicketKey>,
     ticket_ttl: u64,
     /// Redis pool, directory pool.
-    pools: [ThreadPool; 2],
+    pools: [ThreadPool; 3],
 }
 
 /// Location configuration of the module. `None`: not set at this level (inherited).
@@ -92,7 +92,7 @@ struct LocConf {
     /// `Some(None)`: `mailauth_lockout off`.
     lockout: Option<Option<LockoutPolicy>>,
     max_attempts: Option<u32>,
-    pools: Option<[ThreadPool; 2]>,
+    pools: Option<[ThreadPool; 3]>,
     runtime: Option<Runtime>,
 }
 
@@ -121,10 +121,8 @@ impl LocConf {
     /// Checks a `mailauth` location's settings and builds its [`Runtime`].
     fn build(&mut self, cf: *mut ngx_conf_t) -> Result<Runtime, String> {
         let roles_dir = self.roles_dir.clone().ok_or("needs \"mailauth_roles <dir>\" (the roles database)")?;
-        let ticket_key = self
-            .ticket_key
-            .clone()
-            .ok_or("needs \"mailauth_ticket_key <file>\" (the key shared with the backends)")?;
+        let ticket_key =
+            self.ticket_key.clone().ok_or("needs \"mailauth_ticket_key <file>\" (the key shared with the backends)")?;
         let mut directories: Vec<Arc<dyn Directory>> = Vec::new();
         if let Some(users) = &self.users {
             directories.push(users.clone());
@@ -152,7 +150,7 @@ impl LocConf {
             Some(p) => p.clone(),
             None => {
                 let p = ThreadPool::add(cf, DEFAULT_POOL).ok_or("cannot register the default thread pool")?;
-                [p.clone(), p]
+                [p.clone(), p.clone(), p]
             }
         };
         let defaults = Policy::default();
