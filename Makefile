@@ -4,6 +4,7 @@
 #   make down    stop it (data in run/ is kept)
 #   make test    everything CI runs (.ci/run): Rust unit/integration tests + end-to-end tests
 #   make bench   mailstored vs Dovecot 2.3 side by side (bench/); COUNT=500 for a quick run
+#   make bench-auth   the auth location: module vs Lua vs nginx's floor (bench/auth/)
 #
 # Scripts do the work (scripts/, bench/); this file only orders them.
 
@@ -77,3 +78,8 @@ test-e2e:
 
 bench: build
 	$(PYTHON) bench/lmtp_imap.py --count $(COUNT)
+
+# The frontend's auth location: module vs Lua script vs nginx's floor, in one nginx (bench/auth/).
+bench-auth: build
+	@bench/install-bench-deps.sh
+	$(PYTHON) bench/auth/run.py
