@@ -21,7 +21,7 @@ COUNT ?= 10000
 # Written by vendor-nginx/prepare.sh (run by scripts/install-deps.sh): NGINX_SOURCE_DIR/BUILD_DIR.
 NGINX_ENV ?= $(or $(CARGO_TARGET_DIR),target)/nginx-env.sh
 
-.PHONY: help deps build module up down restart status test test-rust test-e2e bench
+.PHONY: help deps build module up down restart status test test-rust test-e2e bench bench-auth
 
 help:
 	@sed -n 's/^#   make/make/p' $(firstword $(MAKEFILE_LIST))
