@@ -318,19 +318,28 @@ impl Answer {
     /// The response headers, in order. Values never contain CR, LF or NUL: the ticket is
     /// base64url-like text and the messages are constants.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        self.each_header(|name, value| {
+            h.push((name, value.to_owned()));
+            true
+        });
+        h
+    }
+
+    /// Calls `add` with each response header of [`Answer::headers`], in order, without
+    /// allocating; stops and returns false as soon as `add` does.
+    pub fn each_header(&self, mut add: impl FnMut(&'static str, &str) -> bool) -> bool {
+        let mut buf = ShortText::default();
         match self {
-            Answer::Ok { server, port, pass } => vec![
-                ("Auth-Status", "OK".to_owned()),
-                ("Auth-Server", server.to_string()),
-                ("Auth-Port", port.to_string()),
-                ("Auth-Pass", pass.expose().clone()),
-            ],
+            Answer::Ok { server, port, pass } => {
+                add("Auth-Status", "OK")
+                    && add("Auth-Server", buf.format(format_args!("{server}")))
+                    && add("Auth-Port", buf.format(format_args!("{port}")))
+                    && add("Auth-Pass", pass.expose())
+            }
             Answer::Refuse { message, wait } => {
-                let mut h = vec![("Auth-Status", (*message).to_owned())];
-                if let Some(wait) = wait {
-                    h.push(("Auth-Wait", wait.to_string()));
-                }
-                h
+                add("Auth-Status", message)
+                    && wait.is_none_or(|wait| add("Auth-Wait", buf.format(format_args!("{wait}"))))
             }
         }
     }
@@ -338,6 +347,37 @@ impl Answer {
     /// Whether this is a login.
     pub fn is_ok(&self) -> bool {
         matches!(self, Answer::Ok { .. })
+    }
+}
+
+/// A stack buffer for one short header value (an IP address, a port, a number of seconds).
+struct ShortText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self { buf: [0; 64], len: 0 }
+    }
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl ShortText {
+    /// Formats `args` (at most 64 bytes: an IPv6 address with scope takes at most 47) in place of
+    /// the previous text.
+    fn format(&mut self, args: fmt::Arguments<'_>) -> &str {
+        self.len = 0;
+        fmt::Write::write_fmt(self, args).expect("short header values fit in 64 bytes");
+        std::str::from_utf8(&self.buf[..self.len]).expect("formatted from str")
     }
 }
 

@@ -109,6 +109,8 @@ pub struct Login {
     pub request: AuthRequest,
     settings: Arc<Settings>,
     stage: Stage,
+    /// The lockout counters' keys; built by [`Login::start`] only when needed (a worker-cache
+    /// hit with no lockout mirrored needs none).
     fail_keys: Vec<String>,
     redis_ok: bool,
     /// The directory refused the password (the record step counts a failure).
@@ -119,14 +121,25 @@ pub struct Login {
 impl Login {
     /// A login for a parsed request.
     pub fn new(request: AuthRequest, settings: Arc<Settings>) -> Self {
-        let mut fail_keys = Vec::new();
-        if settings.lockout.is_some() {
-            fail_keys.push(fail_key_user(request.user.as_str()));
-            if let Some(ip) = request.client_ip {
-                fail_keys.push(fail_key_ip(ip));
+        Self {
+            request,
+            settings,
+            stage: Stage::Done,
+            fail_keys: Vec::new(),
+            redis_ok: false,
+            refused: false,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Builds the lockout keys (user, then client address), once.
+    fn build_fail_keys(&mut self) {
+        if self.settings.lockout.is_some() && self.fail_keys.is_empty() {
+            self.fail_keys.push(fail_key_user(self.request.user.as_str()));
+            if let Some(ip) = self.request.client_ip {
+                self.fail_keys.push(fail_key_ip(ip));
             }
         }
-        Self { request, settings, stage: Stage::Done, fail_keys, redis_ok: false, refused: false, notes: Vec::new() }
     }
 
     /// Log lines gathered since the last call.
@@ -169,7 +182,10 @@ impl Login {
         if self.request.pass.expose().is_empty() {
             return self.refuse(INVALID_LOGIN);
         }
-        let locked = worker.cache.is_locked(&self.fail_keys, now);
+        let locked = worker.cache.has_locks() && {
+            self.build_fail_keys();
+            worker.cache.is_locked(&self.fail_keys, now)
+        };
         if locked && !self.redis_usable(worker, now) {
             return self.refuse(LOCKED_OUT);
         }
@@ -177,6 +193,8 @@ impl Login {
         if !locked && !self.settings.cache_ttl.is_zero() && worker.cache.has_credential(&self.credential(), now) {
             return Step::Verified;
         }
+        // Every later step (Redis, the directory, counting a failure) uses the keys.
+        self.build_fail_keys();
         if self.redis_usable(worker, now) {
             self.stage = Stage::Check;
             Step::Run(Pool::Cache)

@@ -1,5 +1,6 @@
 //! From the roles database's answer ([`mailscale_roles::Route`]) to where nginx proxies.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use mailscale_roles::{Route, UserState};
@@ -34,6 +35,48 @@ pub fn routing(route: Option<&Route>) -> Routing {
                 route.partner.as_ref().map(|p| format!(", partner {} is {}", p.name, p.state)).unwrap_or_default()
             )),
         },
+    }
+}
+
+/// Most users a [`RoutingCache`] remembers before it starts over.
+pub const ROUTING_CACHE_MAX_ENTRIES: usize = 100_000;
+
+/// A worker's routings of recent lookups, kept while the roles database's generation
+/// ([`mailscale_roles::Roles::generation`]) stays the same: any commit (a role change, a
+/// failover) empties it, so an answer never differs from a fresh lookup's; it only saves the
+/// read transaction and the decoding while nothing changes.
+#[derive(Debug, Default)]
+pub struct RoutingCache {
+    generation: u64,
+    routes: HashMap<String, Routing>,
+}
+
+impl RoutingCache {
+    /// The routing of `user` as of `generation` (read *before* `lookup` runs): the kept one if
+    /// the generation is unchanged, else `lookup`'s, which is then kept. Errors are not kept.
+    ///
+    /// # Errors
+    ///
+    /// `lookup`'s error.
+    pub fn get_or_lookup<E>(
+        &mut self,
+        generation: u64,
+        user: &str,
+        lookup: impl FnOnce() -> Result<Routing, E>,
+    ) -> Result<Routing, E> {
+        if generation != self.generation {
+            self.routes.clear();
+            self.generation = generation;
+        }
+        if let Some(routing) = self.routes.get(user) {
+            return Ok(routing.clone());
+        }
+        let routing = lookup()?;
+        if self.routes.len() >= ROUTING_CACHE_MAX_ENTRIES {
+            self.routes.clear();
+        }
+        self.routes.insert(user.to_owned(), routing.clone());
+        Ok(routing)
     }
 }
 
@@ -80,5 +123,29 @@ mod tests {
         assert_eq!(legacy("192.0.2.9"), b("192.0.2.9", 143, 110));
         assert_eq!(legacy("192.0.2.9:1143"), b("192.0.2.9", 1143, 1143));
         assert!(matches!(legacy("old.example.org"), Routing::Unavailable(_)));
+    }
+
+    #[test]
+    fn routing_cache_keeps_answers_only_within_a_generation() {
+        let mut cache = RoutingCache::default();
+        let up = b("127.0.0.1", 10143, 10110);
+        let partner = b("127.0.0.2", 10143, 10110);
+        let mut lookups = 0;
+        let mut get = |cache: &mut RoutingCache, generation, routing: &Routing| {
+            cache.get_or_lookup(generation, "carol", || {
+                lookups += 1;
+                Ok::<_, ()>(routing.clone())
+            })
+        };
+        assert_eq!(get(&mut cache, 7, &up), Ok(up.clone()));
+        assert_eq!(get(&mut cache, 7, &partner), Ok(up.clone()), "same generation: kept");
+        // A commit (e.g. failover to the partner) is seen by the very next login.
+        assert_eq!(get(&mut cache, 8, &partner), Ok(partner.clone()));
+        assert_eq!(get(&mut cache, 8, &up), Ok(partner));
+        drop(get);
+        assert_eq!(lookups, 2);
+        // Errors are not kept.
+        assert_eq!(cache.get_or_lookup(8, "dave", || Err("lmdb")), Err("lmdb"));
+        assert_eq!(cache.get_or_lookup(8, "dave", || Ok::<_, &str>(Routing::NoRole)), Ok(Routing::NoRole));
     }
 }

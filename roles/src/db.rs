@@ -99,6 +99,14 @@ impl Roles {
         Ok(Roles { env, users, backends, changelog, read_only: true, dir: dir.to_path_buf() })
     }
 
+    /// The id of the last committed write transaction: it changes whenever anything in the
+    /// database changes, so a reader may keep what it derived from a lookup for as long as the
+    /// generation stays the same. Reads the meta page only (no read transaction). Take it
+    /// *before* the lookup whose result is kept, so a commit in between makes it stale, not wrong.
+    pub fn generation(&self) -> u64 {
+        self.env.info().last_txn_id as u64
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -425,7 +433,9 @@ mod tests {
     fn refusals_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let roles = Roles::open(dir.path()).unwrap();
+        let generation = roles.generation();
         let err = roles.set_user("bob", active("nowhere")).unwrap_err();
+        assert_eq!(roles.generation(), generation, "a refused write commits nothing");
         assert!(matches!(&err, RolesError::UnknownBackend(b) if b == "nowhere"), "{err}");
         assert!(err.to_string().contains("nowhere"));
         assert!(matches!(roles.set_backend(backend("a1", Some("zz"))), Err(RolesError::UnknownBackend(_))));
@@ -500,8 +510,11 @@ mod tests {
         roles.set_backend(backend("a2", None)).unwrap();
         roles.set_backend(Backend { state: BackendState::Failover, ..backend("a1", Some("a2")) }).unwrap();
         roles.set_user("carol", active("a1")).unwrap();
+        let generation = roles.generation();
         assert_eq!(roles.lookup("carol").unwrap().unwrap().serving().unwrap().name, "a2");
+        assert_eq!(roles.generation(), generation, "a lookup changes nothing");
         roles.set_backend(Backend { state: BackendState::Down, ..backend("a2", None) }).unwrap();
+        assert!(roles.generation() > generation, "a commit gives a new generation");
         assert_eq!(roles.lookup("carol").unwrap().unwrap().serving(), None);
     }
 

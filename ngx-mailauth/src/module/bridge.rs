@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::mem::offset_of;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mailscale_roles::Roles;
@@ -29,13 +28,14 @@ use ngx::ngx_log_error;
 use super::{Module, Runtime};
 use crate::decision::{self, Answer, Routing, TEMP_FAILURE};
 use crate::flow::{Login, Pool, Step, Worker};
-use crate::routing::routing;
+use crate::routing::{routing, RoutingCache};
 
 thread_local! {
     /// This worker's cache tier and Redis state (event loop thread only).
     static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
-    /// Roles databases opened by this worker, by directory (opened after fork, on first use).
-    static ROLES: RefCell<HashMap<PathBuf, Rc<Roles>>> = RefCell::new(HashMap::new());
+    /// Roles databases opened by this worker, by directory (opened after fork, on first use),
+    /// each with the routings of recent lookups.
+    static ROLES: RefCell<HashMap<PathBuf, (Roles, RoutingCache)>> = RefCell::new(HashMap::new());
 }
 
 /// The context of a thread task.
@@ -60,19 +60,17 @@ pub(super) unsafe extern "C" fn mailauth_handler(r: *mut ngx_http_request_t) -> 
     let Some(rt) = Module::location_conf(request).and_then(|c| c.runtime.as_ref()) else {
         return Status::from(HTTPStatus::INTERNAL_SERVER_ERROR).0;
     };
-    let headers: Vec<(&[u8], &[u8])> =
-        request.headers_in_iterator().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
-    let auth = match decision::parse_request(headers.iter().copied()) {
+    // Walked in place (twice only for a request that does not parse), not collected.
+    let headers = || request.headers_in_iterator().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+    let auth = match decision::parse_request(headers()) {
         Ok(auth) => auth,
         Err(error) => {
             let level = if error.is_client_input() { NGX_LOG_INFO } else { NGX_LOG_ERR };
             ngx_log_error!(level, request.log(), "mailauth: bad auth_http request: {error}");
-            let attempt = decision::attempt_of(headers.iter().copied());
-            drop(headers);
+            let attempt = decision::attempt_of(headers());
             return send(request, &decision::decide_unparsable(&error, attempt, &rt.settings.policy));
         }
     };
-    drop(headers);
     let mut login = Login::new(auth, rt.settings.clone());
     let step = WORKER.with_borrow_mut(|w| login.start(w, Instant::now()));
     log_notes(request, &mut login);
@@ -241,19 +239,22 @@ fn conclude(request: &Request, rt: &Runtime, login: &mut Login, step: Step) -> A
     answer
 }
 
-/// Roles lookup on the event loop (an LMDB read: no I/O wait).
+/// Roles lookup on the event loop (an LMDB read: no I/O wait), or the routing of an earlier
+/// one while the database has not changed since.
 fn lookup(rt: &Runtime, user: &str) -> Result<Routing, String> {
     ROLES.with_borrow_mut(|open| {
-        let roles = match open.get(&rt.roles_dir) {
-            Some(r) => r.clone(),
+        let (roles, cache) = match open.get_mut(&rt.roles_dir) {
+            Some(entry) => entry,
             None => {
-                let r = Rc::new(Roles::open_read_only(&rt.roles_dir).map_err(|e| e.to_string())?);
-                open.insert(rt.roles_dir.clone(), r.clone());
-                r
+                let roles = Roles::open_read_only(&rt.roles_dir).map_err(|e| e.to_string())?;
+                open.entry(rt.roles_dir.clone()).or_insert((roles, RoutingCache::default()))
             }
         };
-        let route = roles.lookup(user).map_err(|e| e.to_string())?;
-        Ok(routing(route.as_ref()))
+        let generation = roles.generation();
+        cache.get_or_lookup(generation, user, || {
+            let route = roles.lookup(user).map_err(|e| e.to_string())?;
+            Ok(routing(route.as_ref()))
+        })
     })
 }
 
@@ -277,10 +278,8 @@ fn log_notes(request: &Request, login: &mut Login) {
 /// Sends the answer headers (no body); returns the status for nginx to finalize with.
 fn send(request: &mut Request, answer: &Answer) -> ngx_int_t {
     request.set_status(HTTPStatus::OK);
-    for (name, value) in answer.headers() {
-        if request.add_header_out(name, &value).is_none() {
-            return Status::from(HTTPStatus::INTERNAL_SERVER_ERROR).0;
-        }
+    if !answer.each_header(|name, value| request.add_header_out(name, value).is_some()) {
+        return Status::from(HTTPStatus::INTERNAL_SERVER_ERROR).0;
     }
     request.set_content_length_n(0);
     request.as_mut().set_header_only(1);
