@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use heed::byteorder::BigEndian;
 use heed::types::{SerdeBincode, Str, U64};
-use heed::{Database, Env, EnvFlags, EnvOpenOptions, RwTxn, WithoutTls};
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
 use crate::types::validate_legacy_address;
 use crate::{
@@ -19,6 +19,11 @@ const MAP_SIZE: usize = 1 << 30;
 type Users = Database<Str, SerdeBincode<UserRole>>;
 type Backends = Database<Str, SerdeBincode<Backend>>;
 type Changelog = Database<U64<BigEndian>, SerdeBincode<Change>>;
+/// Replication bookkeeping (see `replica.rs`): `last_seq` (kept when the changelog is trimmed or
+/// replaced by a snapshot) and `oldest_seq` (the first sequence still in the changelog).
+pub(crate) type Meta = Database<Str, U64<BigEndian>>;
+pub(crate) const META_LAST_SEQ: &str = "last_seq";
+pub(crate) const META_OLDEST_SEQ: &str = "oldest_seq";
 
 /// A handle on the roles database in one directory.
 ///
@@ -30,11 +35,13 @@ type Changelog = Database<U64<BigEndian>, SerdeBincode<Change>>;
 /// `init_process`): LMDB environments must not cross a `fork()`. One process opens a given
 /// directory once (heed refuses a second concurrent open of the same path).
 pub struct Roles {
-    env: Env<WithoutTls>,
-    users: Users,
-    backends: Backends,
-    changelog: Changelog,
-    read_only: bool,
+    pub(crate) env: Env<WithoutTls>,
+    pub(crate) users: Users,
+    pub(crate) backends: Backends,
+    pub(crate) changelog: Changelog,
+    /// Absent in a database created before replication existed and opened read-only.
+    pub(crate) meta: Option<Meta>,
+    pub(crate) read_only: bool,
     dir: PathBuf,
 }
 
@@ -48,7 +55,7 @@ impl std::fmt::Debug for Roles {
 #[allow(unsafe_code)]
 fn open_env(dir: &Path, read_only: bool) -> Result<Env<WithoutTls>> {
     let mut opts = EnvOpenOptions::new().read_txn_without_tls();
-    opts.map_size(MAP_SIZE).max_dbs(4).max_readers(4096);
+    opts.map_size(MAP_SIZE).max_dbs(8).max_readers(4096);
     // SAFETY: (1) READ_ONLY is a safe LMDB flag (no write transaction can be started; LMDB still
     // records readers in lock.mdb). (2) The map stays valid because the files are only changed
     // through LMDB itself (mailctl, the roles follower, this crate), never truncated or rewritten
@@ -76,8 +83,9 @@ impl Roles {
         let users = env.create_database(&mut wtxn, Some("users"))?;
         let backends = env.create_database(&mut wtxn, Some("backends"))?;
         let changelog = env.create_database(&mut wtxn, Some("changelog"))?;
+        let meta = Some(env.create_database(&mut wtxn, Some("meta"))?);
         wtxn.commit()?;
-        Ok(Roles { env, users, backends, changelog, read_only: false, dir: dir.to_path_buf() })
+        Ok(Roles { env, users, backends, changelog, meta, read_only: false, dir: dir.to_path_buf() })
     }
 
     /// Opens an existing database as a pure reader (the nginx module's workers): it never starts a
@@ -94,9 +102,10 @@ impl Roles {
         let users = env.open_database(&rtxn, Some("users"))?.ok_or_else(missing)?;
         let backends = env.open_database(&rtxn, Some("backends"))?.ok_or_else(missing)?;
         let changelog = env.open_database(&rtxn, Some("changelog"))?.ok_or_else(missing)?;
+        let meta = env.open_database(&rtxn, Some("meta"))?;
         // Committing a read txn makes the opened database handles valid for the whole Env.
         rtxn.commit()?;
-        Ok(Roles { env, users, backends, changelog, read_only: true, dir: dir.to_path_buf() })
+        Ok(Roles { env, users, backends, changelog, meta, read_only: true, dir: dir.to_path_buf() })
     }
 
     /// The id of the last committed write transaction: it changes whenever anything in the
@@ -192,7 +201,22 @@ impl Roles {
     /// LMDB errors.
     pub fn last_seq(&self) -> Result<u64> {
         let rtxn = self.env.read_txn()?;
-        Ok(self.changelog.last(&rtxn)?.map_or(0, |(seq, _)| seq))
+        self.last_seq_in(&rtxn)
+    }
+
+    /// The last sequence as `txn` sees it: the changelog's last entry, or the one remembered in
+    /// `meta` when trimming or a snapshot left the changelog without it.
+    pub(crate) fn last_seq_in(&self, txn: &RoTxn<'_>) -> Result<u64> {
+        let logged = self.changelog.last(txn)?.map_or(0, |(seq, _)| seq);
+        let remembered = self.meta_get(txn, META_LAST_SEQ)?.unwrap_or(0);
+        Ok(logged.max(remembered))
+    }
+
+    pub(crate) fn meta_get(&self, txn: &RoTxn<'_>, key: &str) -> Result<Option<u64>> {
+        match &self.meta {
+            Some(meta) => Ok(meta.get(txn, key)?),
+            None => Ok(None),
+        }
     }
 
     /// Up to `limit` changelog entries with a sequence above `after`, oldest first (what a
@@ -220,7 +244,7 @@ impl Roles {
             return Err(RolesError::ReadOnly);
         }
         let txn = self.env.write_txn()?;
-        let next_seq = self.changelog.last(&txn)?.map_or(1, |(seq, _)| seq + 1);
+        let next_seq = self.last_seq_in(&txn)? + 1;
         let mut w = Writer { roles: self, txn, next_seq };
         let out = f(&mut w)?;
         w.txn.commit()?;

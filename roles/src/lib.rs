@@ -8,19 +8,26 @@
 //! | `users`     | username (lower-case)   | [`UserRole`] |
 //! | `backends`  | backend name            | [`Backend`]  |
 //! | `changelog` | sequence, u64 big-endian| [`Change`]   |
+//! | `meta`      | `last_seq`, `oldest_seq`| u64          |
 //!
 //! Every change is appended to `changelog` in the same write transaction that makes it, with a
 //! strictly increasing sequence number, so a follower that replays the log from its last sequence
 //! reaches exactly the primary's state.
+//!
+//! A follower replays the primary's entries under the same numbers ([`Roles::apply`]), or starts
+//! from a [`Snapshot`] when it is further behind than the primary's retained changelog
+//! ([`Roles::trim_changelog`], [`Roles::oldest_seq`]).
 //!
 //! Readers ([`Roles::open_read_only`], e.g. nginx workers) see a consistent snapshot per lookup and
 //! every committed change at their next lookup, without reopening.
 #![deny(unsafe_code)]
 
 mod db;
+mod replica;
 mod types;
 
 pub use db::{Roles, Writer};
+pub use replica::Snapshot;
 pub use types::{validate_backend_name, validate_username, Backend, BackendState, Change, Route, UserRole, UserState};
 
 /// What can go wrong with the roles database. Messages name the user, backend or directory.
