@@ -43,6 +43,14 @@ impl Args {
         Ok(found)
     }
 
+    /// Removes `--name` (a flag without a value); whether it was given.
+    pub fn flag(&mut self, name: &str) -> bool {
+        let flag = format!("--{name}");
+        let before = self.items.len();
+        self.items.retain(|a| *a != flag);
+        self.items.len() != before
+    }
+
     /// `--name VALUE` parsed as `T`, naming the option in the error.
     pub fn parsed<T>(&mut self, name: &str) -> Result<Option<T>>
     where
@@ -117,6 +125,9 @@ mod tests {
         assert!(args("--imap 1 --imap 2").option("imap").is_err());
         assert!(args("--imap x").parsed::<u16>("imap").unwrap_err().to_string().contains("--imap"));
         assert!(args("--bogus 1").finish().unwrap_err().to_string().contains("--bogus"));
+        let mut a = args("import-ldap --dry-run x");
+        assert!(a.flag("dry-run"));
+        assert!(!a.flag("dry-run"));
         let mut a = args("-- --ttl");
         assert_eq!(a.next_positional().unwrap(), "--ttl");
     }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod ldap_import;
 mod roles_cmd;
 mod ticket_cmd;
 
@@ -18,6 +19,11 @@ usage:
   mailctl roles --db DIR list
   mailctl roles --db DIR delete USER
   mailctl roles --db DIR import FILE.csv     (lines: user,backend[,state]; all or nothing)
+  mailctl roles --db DIR import-ldap --url ldap://HOST:PORT --base DN [--filter F]
+                  [--bind-dn DN --bind-password-file F] [--user-attr uid] [--backend-attr mailHost]
+                  [--timeout SECONDS] [--dry-run]
+                                             (one user per entry, backend from the attribute;
+                                              all or nothing, the first bad entry named by DN)
   mailctl roles --db DIR export              (CSV on stdout, the import format)
   mailctl roles --db DIR backend add NAME IP --imap PORT --pop3 PORT --lmtp PORT [--partner NAME] [--state STATE]
   mailctl roles --db DIR backend set NAME [--state up|down|failover] [--ip IP] [--imap PORT] [--pop3 PORT]

@@ -8,16 +8,20 @@ use anyhow::{anyhow, bail, Context, Result};
 use mailscale_roles::{Backend, BackendState, Roles, UserRole, UserState};
 
 use crate::args::Args;
+use crate::ldap_import;
 
 pub fn run(mut args: Args) -> Result<()> {
     let db: PathBuf = match args.option("db")? {
         Some(d) => d.into(),
         None => std::env::var_os("MAILCTL_ROLES_DB").context("--db DIR is required (or set MAILCTL_ROLES_DB)")?.into(),
     };
-    let sub = args.positional("roles subcommand (set, get, list, delete, import, export, backend, seq)")?;
+    let sub =
+        args.positional("roles subcommand (set, get, list, delete, import, import-ldap, export, backend, seq)")?;
+    let dry_run = sub == "import-ldap" && args.flag("dry-run");
     // Read-only commands must not create a database where there is none.
     let read_only = matches!(sub.as_str(), "get" | "list" | "export" | "seq")
-        || (sub == "backend" && args.first_positional_is("list"));
+        || (sub == "backend" && args.first_positional_is("list"))
+        || dry_run;
     let roles = open(&db, read_only)?;
     match sub.as_str() {
         "set" => {
@@ -78,6 +82,20 @@ pub fn run(mut args: Args) -> Result<()> {
             args.finish()?;
             let n = import(&roles, &file)?;
             eprintln!("imported {n} user(s) from {}", file.display());
+            Ok(())
+        }
+        "import-ldap" => {
+            let opts = ldap_import::Options::parse(args, dry_run)?;
+            let s = ldap_import::run(&roles, &opts)?;
+            eprintln!(
+                "{} {} user(s) from {}: {} new, {} changed, {} unchanged",
+                if dry_run { "would import" } else { "imported" },
+                s.entries,
+                opts.url,
+                s.new,
+                s.changed,
+                s.unchanged
+            );
             Ok(())
         }
         "seq" => {

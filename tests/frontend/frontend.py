@@ -205,7 +205,11 @@ def dn_value(value: str) -> str:
 class Slapd:
     """A private OpenLDAP server: slapd.conf + an mdb database loaded with slapadd."""
 
-    def __init__(self, directory: Path, people: dict[str, str]):
+    def __init__(self, directory: Path, people: dict[str, str], *, schemas: list[str] | None = None,
+                 extra_entries: list[str] | None = None, database_lines: list[str] | None = None):
+        """`schemas` replaces LDAP_SCHEMAS (names in /etc/ldap/schema); `extra_entries` are LDIF
+        entries (without trailing blank line) loaded after the people; `database_lines` are added
+        to the mdb database's section of slapd.conf (e.g. `limits ...`)."""
         self.dir = directory
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -213,7 +217,7 @@ class Slapd:
         (self.dir / "db").mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "slapd.conf"
         self.conf.write_text("\n".join([
-            *(f"include /etc/ldap/schema/{s}.schema" for s in LDAP_SCHEMAS),
+            *(f"include /etc/ldap/schema/{s}.schema" for s in (schemas or LDAP_SCHEMAS)),
             "modulepath /usr/lib/ldap",
             "moduleload back_mdb",
             f"pidfile {self.dir}/slapd.pid",
@@ -224,6 +228,7 @@ class Slapd:
             f"rootpw {LDAP_ADMIN_PASSWORD}",
             f"directory {self.dir}/db",
             "maxsize 10485760",
+            *(database_lines or []),
             "",
         ]))
         entries = [
@@ -234,6 +239,7 @@ class Slapd:
             entries.append(
                 f"dn: uid={dn_value(uid)},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\n"
                 f"cn: {uid}\nsn: {uid}\nuserPassword: {ssha(password)}\n")
+        entries += [e.rstrip("\n") + "\n" for e in extra_entries or []]
         ldif = self.dir / "people.ldif"
         ldif.write_text("\n".join(entries))
         proc = subprocess.run([str(SLAPADD), "-f", str(self.conf), "-l", str(ldif)],
