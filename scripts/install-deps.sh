@@ -16,6 +16,10 @@
 #   redis-server                the frontend's credential cache and lockout counters
 #   slapd ldap-utils            a real LDAP directory for tests/frontend/ (private instances)
 #   curl                        nginx-conf/smoke.sh talks to the auth location with it
+#   postfix                     the frontend MTA of tests/postfix/ (private instances with their
+#                               own config_directory); installed unconfigured (debconf preseed
+#                               "No configuration": no /etc/postfix/main.cf, no system instance),
+#                               and the system service is kept stopped and disabled (port 25)
 #
 # The system services of nginx, Redis and slapd are kept stopped and disabled, like Dovecot's:
 # `make up` and the tests run private instances on their own ports, and the system ones would
@@ -64,7 +68,8 @@ is_installed() {
 PACKAGES=(build-essential pkg-config openssl ca-certificates python3 curl
           dovecot-core dovecot-imapd dovecot-lmtpd
           nginx-core libnginx-mod-mail redis-server slapd ldap-utils
-          nginx-dev clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev)
+          nginx-dev clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev
+          postfix)
 
 python_needs_deb_pytest() {
     # True when python3 on PATH is Debian's own (or absent): then pytest comes from apt.
@@ -100,6 +105,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     trap cleanup_policy EXIT
     # slapd would ask for a domain and an admin password: install it unconfigured instead.
     echo 'slapd slapd/no_configuration boolean true' | "${SUDO[@]}" debconf-set-selections
+    # Postfix would ask for a mailer type: none, the tests write their own main.cf.
+    echo 'postfix postfix/main_mailer_type select No configuration' | "${SUDO[@]}" debconf-set-selections
     "${SUDO[@]}" apt-get update -qq
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     cleanup_policy
@@ -126,7 +133,7 @@ stop_system_service() {
         fi
     fi
     [ -s "$pidfile" ] || return 0
-    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    pid="$(tr -d '[:space:]' < "$pidfile" 2>/dev/null || true)"  # Postfix pads its pid with spaces
     case "$pid" in ''|*[!0-9]*) return 0 ;; esac
     exe="$(readlink -f "/proc/$pid/exe" 2>/dev/null | sed 's/ (deleted)$//' || true)"
     [ -n "$exe" ] && [ "$exe" = "$(readlink -f "$binary")" ] || return 0
@@ -142,6 +149,7 @@ stop_system_service dovecot dovecot-core /run/dovecot/master.pid /usr/sbin/dovec
 stop_system_service nginx nginx-core /run/nginx.pid /usr/sbin/nginx
 stop_system_service redis-server redis-server /run/redis/redis-server.pid /usr/bin/redis-server
 stop_system_service slapd slapd /run/slapd/slapd.pid /usr/sbin/slapd
+stop_system_service postfix postfix /var/spool/postfix/pid/master.pid /usr/lib/postfix/sbin/master
 
 # --- the nginx tree the module is built against --------------------------------------------------
 # Its packages are in PACKAGES above, so it runs as the calling user (its files go to target/).
