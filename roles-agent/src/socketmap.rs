@@ -28,14 +28,32 @@ use tracing::{debug, info, warn, Instrument};
 
 use codec::{NetstringError, Reply, MAX_NETSTRING};
 
-/// A connection that sends no complete request for this long is closed. Postfix keeps its
-/// socketmap connections open between lookups and reconnects when they are gone.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Time allowed to write one reply.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections served at once; more wait in the listen backlog (each Postfix process that
-/// uses the map holds one).
-pub const MAX_CONNECTIONS: usize = 1024;
+/// Timeouts and limits of the server; [`Limits::default`] is what [`serve`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection that sends no complete request for this long is closed. Postfix keeps its
+    /// socketmap connections open between lookups and reconnects when they are gone.
+    pub idle_timeout: Duration,
+    /// Time allowed to write one reply.
+    pub write_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog (each Postfix process that
+    /// uses the map holds one).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { idle_timeout: Duration::from_secs(300), write_timeout: Duration::from_secs(30), max_connections: 1024 }
+    }
+}
+
+/// Serves socketmap lookups on `listener` with the default [`Limits`] until the task is dropped.
+///
+/// # Errors
+/// See [`serve_with`].
+pub async fn serve(listener: TcpListener, roles: Arc<Roles>) -> std::io::Result<()> {
+    serve_with(listener, roles, Limits::default()).await
+}
 
 /// Serves socketmap lookups on `listener` until the task is dropped.
 ///
@@ -45,8 +63,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// # Errors
 /// None in practice: the loop runs until cancelled. The `io::Result` leaves room for a future
 /// shutdown path.
-pub async fn serve(listener: TcpListener, roles: Arc<Roles>) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+pub async fn serve_with(listener: TcpListener, roles: Arc<Roles>, limits: Limits) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, db = %roles.dir().display(), "socketmap listening");
     }
@@ -64,7 +82,7 @@ pub async fn serve(listener: TcpListener, roles: Arc<Roles>) -> std::io::Result<
         let span = tracing::info_span!("socketmap", %peer);
         tokio::spawn(
             async move {
-                match connection(stream, &roles).await {
+                match connection(stream, &roles, limits).await {
                     Ok(lookups) => debug!(lookups, "connection closed"),
                     Err(e) => info!(error = %e, "connection ended"),
                 }
@@ -78,8 +96,8 @@ pub async fn serve(listener: TcpListener, roles: Arc<Roles>) -> std::io::Result<
 /// Why a connection ended other than by the client closing it.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
-    #[error("idle for {}s", IDLE_TIMEOUT.as_secs())]
-    Idle,
+    #[error("idle for {0:?}")]
+    Idle(Duration),
     #[error("client closed the connection in the middle of a request")]
     Truncated,
     #[error("bad request framing: {0}")]
@@ -92,7 +110,7 @@ enum ConnectionError {
 
 /// Serves one connection: request, reply, repeat. Returns the number of lookups answered when
 /// the client closes the connection cleanly.
-async fn connection(mut stream: TcpStream, roles: &Roles) -> Result<u64, ConnectionError> {
+async fn connection(mut stream: TcpStream, roles: &Roles, limits: Limits) -> Result<u64, ConnectionError> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     let mut lookups = 0u64;
@@ -102,12 +120,12 @@ async fn connection(mut stream: TcpStream, roles: &Roles) -> Result<u64, Connect
                 let reply = transport::answer(payload, |user| roles.lookup(user));
                 debug!(request = %String::from_utf8_lossy(payload), %reply, "lookup");
                 buf.drain(..used);
-                write(&mut stream, &reply).await?;
+                write(&mut stream, &reply, limits.write_timeout).await?;
                 lookups += 1;
             }
             Err(NetstringError::Incomplete) => {
-                let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
-                    Err(_) => return Err(ConnectionError::Idle),
+                let n = match tokio::time::timeout(limits.idle_timeout, stream.read(&mut chunk)).await {
+                    Err(_) => return Err(ConnectionError::Idle(limits.idle_timeout)),
                     Ok(r) => r?,
                 };
                 if n == 0 {
@@ -117,7 +135,7 @@ async fn connection(mut stream: TcpStream, roles: &Roles) -> Result<u64, Connect
             }
             Err(e) => {
                 // The framing is lost: say why once (best effort), then close.
-                let _ = write(&mut stream, &Reply::Perm(e.to_string())).await;
+                let _ = write(&mut stream, &Reply::Perm(e.to_string()), limits.write_timeout).await;
                 let _ = stream.shutdown().await;
                 linger(&mut stream, &mut chunk).await;
                 return Err(ConnectionError::Framing(e));
@@ -126,8 +144,8 @@ async fn connection(mut stream: TcpStream, roles: &Roles) -> Result<u64, Connect
     }
 }
 
-async fn write(stream: &mut TcpStream, reply: &Reply) -> Result<(), ConnectionError> {
-    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&reply.encode())).await {
+async fn write(stream: &mut TcpStream, reply: &Reply, timeout: Duration) -> Result<(), ConnectionError> {
+    match tokio::time::timeout(timeout, stream.write_all(&reply.encode())).await {
         Err(_) => Err(ConnectionError::WriteTimeout),
         Ok(r) => Ok(r?),
     }

@@ -183,3 +183,28 @@ async fn many_connections_at_once() {
         t.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_slots_are_freed() {
+    let (_dir, roles, _) = start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = mailscale_rolesd::socketmap::Limits {
+        idle_timeout: Duration::from_millis(300),
+        max_connections: 1,
+        ..Default::default()
+    };
+    tokio::spawn(mailscale_rolesd::socketmap::serve_with(listener, roles, limits));
+
+    let mut first = Client::connect(addr).await;
+    assert_eq!(first.ask("transport demo1@example.org").await, "OK lmtp:inet:127.0.0.1:2401");
+    // The only slot is taken: a second client waits (its connection sits in the backlog).
+    let mut second = Client::connect(addr).await;
+    second.send_raw(b"27:transport demo2@example.org,").await;
+    let early = tokio::time::timeout(Duration::from_millis(150), second.reply()).await;
+    assert!(early.is_err(), "served beyond max_connections: {early:?}");
+    // A half-sent request does not keep a connection alive past the idle timeout.
+    first.send_raw(b"27:transport").await;
+    assert_eq!(first.reply().await, None, "idle connection not closed");
+    assert_eq!(second.reply().await.as_deref(), Some("OK lmtp:inet:127.0.0.1:2403"));
+}

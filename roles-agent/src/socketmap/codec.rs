@@ -195,6 +195,27 @@ mod tests {
         assert_eq!(decode(max.as_bytes(), MAX_NETSTRING), Err(NetstringError::Incomplete));
     }
 
+    /// Garbage never panics, and whatever decodes lies inside the input.
+    #[test]
+    fn decode_survives_garbage() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"0123456789:,x \xff";
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let input: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            if let Ok((payload, used)) = decode(&input, 16) {
+                assert!(used <= input.len() && payload.len() <= 16, "{input:?}");
+                let _ = parse_request(payload);
+            }
+        }
+    }
+
     #[test]
     fn encode_round_trips() {
         for data in [&b""[..], b"x", b"transport demo1@example.org", &[0u8, 255, b',', b':']] {
