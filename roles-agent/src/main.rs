@@ -21,7 +21,7 @@ const USAGE: &str = "\
 usage:
   rolesd primary --db DIR --listen ADDR --cert PEM --key PEM --token-file FILE [--retain N]
   rolesd follower --db DIR --primary HOST:PORT --ca PEM --token-file FILE [--server-name NAME]
-                  [--status ADDR] [--socketmap ADDR]
+                  [--status ADDR] [--socketmap ADDR] [--retain N]
   rolesd status --status ADDR [--warn SECONDS] [--crit SECONDS]
                                  (exit 0 ok, 1 warning, 2 critical, 3 unknown; defaults 10 and 60)
   rolesd checksum --db DIR       (sha256 over all users and backends, counts, sequence)
@@ -119,7 +119,7 @@ async fn primary(args: &[String]) -> Result<()> {
 }
 
 async fn follower(args: &[String]) -> Result<()> {
-    let o = Opts::parse(args, &["db", "primary", "ca", "token-file", "server-name", "status", "socketmap"])?;
+    let o = Opts::parse(args, &["db", "primary", "ca", "token-file", "server-name", "status", "socketmap", "retain"])?;
     let db = o.path("db")?;
     let primary = o.need("primary")?.to_string();
     let name = match o.get("server-name") {
@@ -137,6 +137,9 @@ async fn follower(args: &[String]) -> Result<()> {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("--status {addr}"))?;
         info!(status = %listener.local_addr()?, "status on HTTP");
         tokio::spawn(status::serve(listener, state.clone()));
+    }
+    if let Some(keep) = o.num("retain")? {
+        tokio::spawn(mailscale_rolesd::primary::trim_loop(roles.clone(), keep));
     }
     if let Some(addr) = o.get("socketmap") {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("--socketmap {addr}"))?;

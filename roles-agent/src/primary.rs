@@ -160,8 +160,9 @@ async fn send<W: AsyncWrite + Unpin>(out: &mut W, bytes: &[u8]) -> anyhow::Resul
     timeout(IO_TIMEOUT, write).await.context("follower not reading for 10 s")?.context("write to follower")
 }
 
-/// Enforces `--retain`: trims the changelog to its last `keep` entries, every second.
-async fn trim_loop(roles: Arc<Roles>, keep: u64) {
+/// Enforces `--retain` (primary and follower): trims the changelog to its last `keep` entries,
+/// every second.
+pub async fn trim_loop(roles: Arc<Roles>, keep: u64) {
     loop {
         let r = roles.clone();
         let trimmed = tokio::task::spawn_blocking(move || -> mailscale_roles::Result<u64> {

@@ -85,10 +85,15 @@ impl Env {
     }
 
     fn follower(&self, name: &str, primary: u16, status: u16, token: &str) -> Proc {
+        self.follower_with(name, primary, status, token, &[])
+    }
+
+    fn follower_with(&self, name: &str, primary: u16, status: u16, token: &str, extra: &[&str]) -> Proc {
         let (db, ca, token) = (self.path(name), self.path("cert.pem"), self.path(token));
         let (primary, status) = (format!("127.0.0.1:{primary}"), format!("127.0.0.1:{status}"));
         let mut args = vec!["follower", "--db", s(&db), "--primary", &primary, "--ca", s(&ca)];
         args.extend(["--token-file", s(&token), "--server-name", "localhost", "--status", &status]);
+        args.extend(extra);
         self.rolesd(&format!("{name}.log"), &args)
     }
 
@@ -275,9 +280,17 @@ fn follower_behind_retention_gets_a_snapshot_and_bad_token_is_refused() {
     assert_eq!(writer.last_seq().unwrap(), 1002);
     assert!(writer.changes_since(0, 10_000).unwrap().len() <= 100);
 
-    let _f1 = env.follower("f1", pport, s1, "token");
+    let _f1 = env.follower_with("f1", pport, s1, "token", &["--retain", "10"]);
     wait_for(10, "catch-up by snapshot", || status(s1).is_some_and(|r| r.applied_seq == 1002));
     assert_eq!(status(s1).unwrap().snapshots_applied, 1, "behind the retention: a snapshot");
+    assert_eq!(env.checksum("f1"), env.checksum("p"));
+
+    // The follower keeps the primary's numbering and trims its own copy of the changelog.
+    burst(&writer, "x", 50, 50, Duration::ZERO, |_| {});
+    let copy = Roles::open_read_only(&env.path("f1")).unwrap();
+    wait_for(10, "the follower trimming its changelog", || copy.oldest_seq().unwrap() == 1043);
+    assert_eq!(copy.last_seq().unwrap(), 1052);
+    assert_eq!(copy.changes_since(0, 100).unwrap(), writer.changes_since(1042, 100).unwrap());
     assert_eq!(env.checksum("f1"), env.checksum("p"));
 
     // A follower with the wrong token gets nothing and says why.
