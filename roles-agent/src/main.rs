@@ -22,6 +22,8 @@ usage:
   rolesd primary --db DIR --listen ADDR --cert PEM --key PEM --token-file FILE [--retain N]
   rolesd follower --db DIR --primary HOST:PORT --ca PEM --token-file FILE [--server-name NAME]
                   [--status ADDR] [--socketmap ADDR] [--retain N]
+  rolesd socketmap --db DIR --listen ADDR
+                                 (Postfix socketmap on a roles DB, read-only: e.g. on the primary)
   rolesd status --status ADDR [--warn SECONDS] [--crit SECONDS]
                                  (exit 0 ok, 1 warning, 2 critical, 3 unknown; defaults 10 and 60)
   rolesd checksum --db DIR       (sha256 over all users and backends, counts, sequence)
@@ -71,7 +73,7 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     let result = match cmd.as_str() {
-        "primary" | "follower" => daemon(cmd, rest).map(|()| ExitCode::SUCCESS),
+        "primary" | "follower" | "socketmap" => daemon(cmd, rest).map(|()| ExitCode::SUCCESS),
         "status" => return status_check(rest),
         "checksum" => checksum_cmd(rest).map(|()| ExitCode::SUCCESS),
         "help" | "--help" | "-h" => {
@@ -96,6 +98,7 @@ fn daemon(cmd: &str, args: &[String]) -> Result<()> {
     rt.block_on(async {
         match cmd {
             "primary" => primary(args).await,
+            "socketmap" => socketmap_only(args).await,
             _ => follower(args).await,
         }
     })
@@ -115,6 +118,20 @@ async fn primary(args: &[String]) -> Result<()> {
     info!(db = %db.display(), listen = %listener.local_addr()?, retain = ?primary.retain, "roles primary serving");
     tokio::select! {
         r = Arc::new(primary).run(listener) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// The socketmap alone, reading a roles DB another process writes (LMDB allows that).
+async fn socketmap_only(args: &[String]) -> Result<()> {
+    let o = Opts::parse(args, &["db", "listen"])?;
+    let db = o.path("db")?;
+    let roles = Arc::new(Roles::open_read_only(&db).with_context(|| format!("--db {}", db.display()))?);
+    let listen = o.need("listen")?;
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("--listen {listen}"))?;
+    info!(db = %db.display(), socketmap = %listener.local_addr()?, "Postfix socketmap");
+    tokio::select! {
+        r = socketmap::serve(listener, roles) => Ok(r?),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
