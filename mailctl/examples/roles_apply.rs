@@ -38,7 +38,7 @@ fn fresh(dir: &Path) -> Result<Roles, Box<dyn std::error::Error>> {
 }
 
 fn role(i: usize) -> UserRole {
-    UserRole { backend: if i % 2 == 0 { "a1" } else { "b1" }.into(), state: UserState::Active }
+    UserRole { backend: if i % 2 == 1 { "b1" } else { "a1" }.into(), state: UserState::Active }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
