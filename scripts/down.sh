@@ -3,7 +3,7 @@
 # instance (SIGTERM; for nginx first SIGQUIT, a graceful stop, then SIGTERM; SIGKILL when a
 # process is still there 10 s after the last signal).
 #
-#   scripts/down.sh [all|nginx|redis|mailstored]      (default: all, in that order)
+#   scripts/down.sh [all|postfix|nginx|redis|rolesd|mailstored]      (default: all, in that order)
 #
 # Succeeds when nothing is running. Data in run/ is kept. Only processes named by up.sh's
 # pidfiles are signalled, and only when the pid still runs the expected binary.
@@ -48,9 +48,18 @@ stop() {
 }
 
 case "$WHAT" in
-    all|nginx|redis|mailstored) ;;
-    *) log "usage: $0 [all|nginx|redis|mailstored]"; exit 2 ;;
+    all|postfix|nginx|redis|rolesd|mailstored) ;;
+    *) log "usage: $0 [all|postfix|nginx|redis|rolesd|mailstored]"; exit 2 ;;
 esac
+
+if [ "$WHAT" = all ] || [ "$WHAT" = postfix ]; then
+    if [ -f "$ROOT/run/postfix/etc/main.cf" ] && /usr/sbin/postfix -c "$ROOT/run/postfix/etc" status >/dev/null 2>&1; then
+        /usr/sbin/postfix -c "$ROOT/run/postfix/etc" stop >/dev/null 2>&1 || true
+        log "stopped Postfix (frontend)"
+    else
+        log "Postfix (frontend) is not running"
+    fi
+fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = nginx ]; then
     # SIGQUIT: graceful (workers stop accepting, finish what they do); SIGTERM: fast.
@@ -60,6 +69,10 @@ if [ "$WHAT" = all ] || [ "$WHAT" = redis ]; then
     # Debian's /usr/bin/redis-server is a symlink to redis-check-rdb.
     stop "redis-server (frontend cache)" "$ROOT/run/redis/redis.pid" \
         "$(basename "$(readlink -f /usr/bin/redis-server 2>/dev/null || echo redis-server)")" TERM
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = rolesd ]; then
+    stop "rolesd follower" "$ROOT/run/rolesd/follower.pid" rolesd TERM
+    stop "rolesd primary" "$ROOT/run/rolesd/primary.pid" rolesd TERM
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = mailstored ]; then
     stop "mailstored \"$INSTANCE\"" "$DIR/mailstored.pid" mailstored "TERM"

@@ -28,7 +28,8 @@ NGINX=/usr/sbin/nginx
 REDIS_SERVER=/usr/bin/redis-server
 RUN="$ROOT/run"
 TICKET_KEY="$RUN/ticket.key"
-ROLES_DB="$RUN/roles"
+ROLES_DB="$RUN/roles"                 # the follower's copy: what nginx and Postfix read
+ROLES_PRIMARY_DB="$RUN/roles-primary" # where operators write (mailctl roles --db ...)
 FRONTEND="$RUN/frontend"
 NGINX_DIR="$FRONTEND/nginx"
 REDIS_DIR="$RUN/redis"
@@ -219,20 +220,27 @@ done
 
 # === frontend ===================================================================================
 
-# --- roles: the primary backend, demo users on it ------------------------------------------------
-if ! "$MAILCTL" roles --db "$ROLES_DB" backend list 2>/dev/null | grep -q '^primary '; then
-    log "roles: $ROLES_DB, backend primary = 127.0.0.1 imap 10143 pop3 10110 lmtp 10024"
-    mkdir -p "$ROLES_DB"
-    "$MAILCTL" roles --db "$ROLES_DB" backend add primary 127.0.0.1 --imap 10143 --pop3 10110 --lmtp 10024 >/dev/null \
+# --- roles: written on the roles primary, replicated to the follower the frontend reads ----------
+# A run/roles written directly by an earlier 'make up' becomes the primary's database.
+if [ -s "$ROLES_DB/data.mdb" ] && [ ! -e "$ROLES_PRIMARY_DB" ]; then
+    log "roles: moving $ROLES_DB to $ROLES_PRIMARY_DB (it is the primary's database now)"
+    mv "$ROLES_DB" "$ROLES_PRIMARY_DB"
+fi
+if ! "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" backend list 2>/dev/null | grep -q '^primary '; then
+    log "roles: $ROLES_PRIMARY_DB, backend primary = 127.0.0.1 imap 10143 pop3 10110 lmtp 10024"
+    mkdir -p "$ROLES_PRIMARY_DB"
+    "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" backend add primary 127.0.0.1 --imap 10143 --pop3 10110 --lmtp 10024 >/dev/null \
         || die "mailctl roles backend add failed"
 fi
 for u in "${DEMO_USERS[@]}"; do
-    if ! "$MAILCTL" roles --db "$ROLES_DB" get "$u" >/dev/null 2>&1; then
-        "$MAILCTL" roles --db "$ROLES_DB" set "$u" primary >/dev/null || die "mailctl roles set $u failed"
+    if ! "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" get "$u" >/dev/null 2>&1; then
+        "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" set "$u" primary >/dev/null || die "mailctl roles set $u failed"
         log "roles: $u -> primary"
     fi
 done
-# Workers open it read-only, which still registers readers in lock.mdb.
+mkdir -p "$ROLES_DB"
+. "$ROOT/scripts/up-roles.sh"
+# Workers open the follower's copy read-only, which still registers readers in lock.mdb.
 share "$ROLES_DB" writable
 
 # --- frontend users file and cache secret ---------------------------------------------------------
@@ -315,6 +323,9 @@ done
 nginx_pid="$(cat "$NGINX_PIDFILE")"
 redis_pid="$(cat "$REDIS_PIDFILE")"
 
+# --- frontend Postfix: SMTP 2525 -> socketmap (roles follower) -> LMTP to the backend ------------
+. "$ROOT/scripts/up-postfix.sh"
+
 cat <<EOF
 
 mailscale is running; 'make down' stops it all.
@@ -327,8 +338,18 @@ Through the frontend (nginx pid $nginx_pid with ngx-mailauth; Redis pid $redis_p
   nc -C 127.0.0.1 $IMAP_PORT                                  # then: a LOGIN demo1 demo
   curl -si -H 'Auth-Method: plain' -H 'Auth-User: demo1' -H 'Auth-Pass: demo' -H 'Auth-Protocol: imap' \\
        -H 'Client-IP: 127.0.0.1' http://127.0.0.1:$AUTH_PORT/auth   # the auth location's answer
-  files  $FRONTEND/ (users, cache.secret, nginx/nginx.conf, nginx/logs/error.log)
-         $ROLES_DB (mailctl roles --db $ROLES_DB list), $TICKET_KEY, $REDIS_DIR/
+  files  $FRONTEND/ (users, cache.secret, nginx/nginx.conf, nginx/logs/error.log), $TICKET_KEY, $REDIS_DIR/
+
+Mail in through the frontend Postfix (SMTP 127.0.0.1:$SMTP_PORT, routed by the roles database):
+  python3 -c 'import smtplib; s=smtplib.SMTP("127.0.0.1",$SMTP_PORT); print(s.sendmail("alice@example.org",["demo1@example.org"],b"Subject: via Postfix\r\n\r\nHello!\r\n")); s.quit()'
+  postmap -c $POSTFIX_DIR/etc -q demo1@example.org socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:transport   # the LMTP route
+  log    $POSTFIX_DIR/maillog
+
+Roles (who lives where): written on the primary, replicated over TLS to the follower the frontend reads:
+  $MAILCTL roles --db $ROLES_PRIMARY_DB list
+  $MAILCTL roles --db $ROLES_PRIMARY_DB set demo2 primary     # reaches nginx and Postfix within a second
+  $ROLESD status --status 127.0.0.1:$ROLES_STATUS_PORT     # replication lag (Nagios style)
+  files  $ROLESD_DIR/ (primary.log, follower.log, token, cert.pem)
 
 mailstored "$INSTANCE" (pid $pid), straight to the backend:
   IMAP   127.0.0.1:10143  (STARTTLS)      IMAPS  127.0.0.1:10993
