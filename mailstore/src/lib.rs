@@ -7,6 +7,7 @@
 pub mod blob;
 mod messages;
 pub mod names;
+pub mod repl;
 pub mod schema;
 mod store;
 mod user;
@@ -14,6 +15,7 @@ mod user;
 pub use blob::Guid;
 pub use messages::{Appended, Copied, Stored};
 pub use names::{MailboxName, Username, SEPARATOR};
+pub use repl::{ChangeLog, MailboxState};
 pub use schema::{flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode};
 pub use store::{Store, StoreOptions};
 pub use user::{UserStore, DEFAULT_FOLDERS};
@@ -35,6 +37,10 @@ pub enum Error {
     Index(#[from] heed::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Replication: the UID holds a different message here (resolve with
+    /// [`UserStore::renumber_conflict`]).
+    #[error("UID {uid} of {mailbox} holds a different message")]
+    UidConflict { mailbox: String, uid: u32 },
     #[error("index damaged: {0}")]
     Corrupt(String),
 }

@@ -41,7 +41,7 @@ impl UserStore {
         m.highestmodseq
     }
 
-    fn add_ref(&self, txn: &mut RwTxn<'_>, guid: &Guid) -> Result<(), Error> {
+    pub(crate) fn add_ref(&self, txn: &mut RwTxn<'_>, guid: &Guid) -> Result<(), Error> {
         let n = self.guids.get(txn, &guid.0)?.unwrap_or(0);
         self.guids.put(txn, &guid.0, &(n + 1))?;
         Ok(())
@@ -59,7 +59,7 @@ impl UserStore {
         }
     }
 
-    fn remember_keywords(m: &mut MailboxRecord, flags: &Flags) {
+    pub(crate) fn remember_keywords(m: &mut MailboxRecord, flags: &Flags) {
         for k in &flags.keywords {
             if !m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                 m.keywords.push(k.clone());
@@ -378,7 +378,8 @@ impl UserStore {
     /// # Errors
     /// LMDB errors.
     pub fn claim_recent(&self, mbox: u32) -> Result<u32, Error> {
-        self.write(|txn| {
+        // `\Recent` is this server's session state, not replicated: no change-log mark.
+        self.write_unlogged(|txn| {
             let mut m = self.mboxes.get(txn, &mbox)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{mbox}")))?;
             let first = m.recent_uid;
             if m.recent_uid != m.uidnext {

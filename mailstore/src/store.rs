@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::names::Username;
+use crate::repl::ChangeLog;
 use crate::user::UserStore;
 use crate::Error;
 
@@ -35,19 +36,71 @@ pub struct Store {
     metadata: PathBuf,
     options: StoreOptions,
     open: Mutex<Open>,
+    log: Arc<ChangeLog>,
 }
 
 impl Store {
-    /// Opens (creating) `data_dir/mail` and `data_dir/metadata`.
+    /// Opens (creating) `data_dir/mail`, `data_dir/metadata` and the replication change log
+    /// `data_dir/repl`. A log that cannot be trusted (first start, operating-system crash) is
+    /// rebuilt with every user marked.
     ///
     /// # Errors
-    /// I/O errors creating the directories.
+    /// I/O errors creating the directories, LMDB errors opening the log.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, Error> {
         let mail = data_dir.join("mail");
         let metadata = data_dir.join("metadata");
         std::fs::create_dir_all(&mail)?;
         std::fs::create_dir_all(&metadata)?;
-        Ok(Store { mail, metadata, options, open: Mutex::new(Open { users: HashMap::new(), tick: 0 }) })
+        let (log, trusted) = ChangeLog::open(&data_dir.join("repl"))?;
+        let store = Store {
+            mail,
+            metadata,
+            options,
+            open: Mutex::new(Open { users: HashMap::new(), tick: 0 }),
+            log: Arc::new(log),
+        };
+        if !trusted {
+            let users = store.users()?;
+            tracing::info!(users = users.len(), "change log rebuilt: every user will be compared");
+            for u in &users {
+                store.log.mark(u)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Up to `limit` users changed since their last [`Store::ack_user`], least recently marked
+    /// first, each with the mark to ack once it is synced.
+    ///
+    /// # Errors
+    /// LMDB errors of the log.
+    pub fn changed_users(&self, limit: usize) -> Result<Vec<(Username, u64)>, Error> {
+        self.log.changed(limit)
+    }
+
+    /// Takes `user` off the change log if it has not changed again since `mark` (from
+    /// [`Store::changed_users`]); returns whether it was taken off.
+    ///
+    /// # Errors
+    /// LMDB errors of the log.
+    pub fn ack_user(&self, user: &Username, mark: u64) -> Result<bool, Error> {
+        self.log.ack(user, mark)
+    }
+
+    /// Marks `user` changed by hand (`mailctl repl sync --user`, a failed sync to retry).
+    ///
+    /// # Errors
+    /// LMDB errors of the log.
+    pub fn mark_user(&self, user: &Username) -> Result<u64, Error> {
+        self.log.mark(user)
+    }
+
+    /// How many users wait for a sync (replication lag in users).
+    ///
+    /// # Errors
+    /// LMDB errors of the log.
+    pub fn pending_users(&self) -> Result<u64, Error> {
+        self.log.pending()
     }
 
     pub fn options(&self) -> &StoreOptions {
@@ -66,11 +119,16 @@ impl Store {
             *t = tick;
             return Ok(u.clone());
         }
-        let u = UserStore::open(user.clone(), &self.metadata.join(user.as_str()), &self.mail.join(user.as_str()))
-            .map_err(|e| {
-                tracing::error!(user = %user, error = %e, "cannot open user index");
-                e
-            })?;
+        let u = UserStore::open(
+            user.clone(),
+            &self.metadata.join(user.as_str()),
+            &self.mail.join(user.as_str()),
+            Some(self.log.clone()),
+        )
+        .map_err(|e| {
+            tracing::error!(user = %user, error = %e, "cannot open user index");
+            e
+        })?;
         open.users.insert(user.clone(), (u.clone(), tick));
         let cap = self.options.open_index_cache.max(1);
         while open.users.len() > cap {

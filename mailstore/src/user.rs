@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::blob::BlobDir;
 use crate::names::{MailboxName, Username};
+use crate::repl::ChangeLog;
 use crate::schema::{CacheRecord, ExpungedRecord, MailboxRecord, MessageRecord, UserMeta};
 use crate::Error;
 
@@ -37,6 +38,9 @@ pub struct UserStore {
     pub(crate) subs: Database<Str, Unit>,
     pub(crate) blobs: BlobDir,
     changes: watch::Sender<u64>,
+    /// The instance's replication log, marked by every logged write (`None` in a store opened
+    /// without one).
+    log: Option<Arc<ChangeLog>>,
 }
 
 impl std::fmt::Debug for UserStore {
@@ -50,7 +54,12 @@ impl UserStore {
     ///
     /// # Errors
     /// I/O or LMDB errors; they concern this user only.
-    pub(crate) fn open(user: Username, meta_dir: &Path, mail_dir: &Path) -> Result<Arc<Self>, Error> {
+    pub(crate) fn open(
+        user: Username,
+        meta_dir: &Path,
+        mail_dir: &Path,
+        log: Option<Arc<ChangeLog>>,
+    ) -> Result<Arc<Self>, Error> {
         std::fs::create_dir_all(meta_dir)?;
         std::fs::create_dir_all(mail_dir)?;
         let mut opts = EnvOpenOptions::new();
@@ -71,6 +80,7 @@ impl UserStore {
             subs: env.create_database(&mut wtxn, Some("subscriptions"))?,
             blobs: BlobDir::new(mail_dir.to_path_buf()),
             changes: watch::channel(0).0,
+            log,
             user,
             env: env.clone(),
         };
@@ -106,11 +116,34 @@ impl UserStore {
         Ok(self.env.read_txn()?)
     }
 
-    /// Runs `f` in one write transaction, commits (durably) and notifies watchers.
+    /// Runs `f` in one write transaction, commits (durably), marks the user in the replication
+    /// log and notifies watchers.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut RwTxn<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        self.write_txn(true, f)
+    }
+
+    /// As [`UserStore::write`] without marking the log: for changes a replica applies, which its
+    /// primary already holds.
+    pub(crate) fn write_unlogged<T>(&self, f: impl FnOnce(&mut RwTxn<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        self.write_txn(false, f)
+    }
+
+    /// The log is marked before the commit (a crash after the commit still finds the user logged;
+    /// if marking fails, nothing is committed) and again after it (a sync that read the state
+    /// just before the commit and acked meanwhile cannot drop this change). See `repl/log.rs`.
+    fn write_txn<T>(&self, logged: bool, f: impl FnOnce(&mut RwTxn<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        let log = if logged { self.log.as_deref() } else { None };
         let mut wtxn = self.env.write_txn()?;
         let out = f(&mut wtxn)?;
+        if let Some(log) = log {
+            log.mark(&self.user)?;
+        }
         wtxn.commit()?;
+        if let Some(log) = log {
+            if let Err(e) = log.mark(&self.user) {
+                tracing::error!(user = %self.user, error = %e, "change log: cannot mark user after commit");
+            }
+        }
         self.notify();
         Ok(out)
     }
@@ -226,7 +259,7 @@ impl UserStore {
         self.write(|txn| self.create_in(txn, name, special_use))
     }
 
-    fn children_in(&self, txn: &RoTxn<'_>, name: &MailboxName) -> Result<Vec<MailboxRecord>, Error> {
+    pub(crate) fn children_in(&self, txn: &RoTxn<'_>, name: &MailboxName) -> Result<Vec<MailboxRecord>, Error> {
         let prefix = format!("{}{}", name.as_str(), crate::names::SEPARATOR);
         let mut out = Vec::new();
         for item in self.names.prefix_iter(txn, &prefix)? {

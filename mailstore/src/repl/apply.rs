@@ -1,0 +1,278 @@
+//! What a replica does with the differences a sync sends (Cyrus's `sync_server`): each call is
+//! one write transaction, addresses mailboxes by unique id (names change, unique ids don't),
+//! keeps `uidnext > max UID` and `highestmodseq >= max MODSEQ`, and is idempotent, so a sync that
+//! is cut off and replayed converges. Applied changes are not marked in this side's change log:
+//! its partner already holds them.
+
+use heed::RwTxn;
+
+use crate::blob::Guid;
+use crate::names::MailboxName;
+use crate::schema::{msg_key, CacheRecord, Flags, MailboxRecord, MessageRecord};
+use crate::user::UserStore;
+use crate::Error;
+
+impl UserStore {
+    fn applied_mailbox(&self, txn: &RwTxn<'_>, unique_id: &str) -> Result<MailboxRecord, Error> {
+        self.by_unique_id_in(txn, unique_id)?.ok_or_else(|| Error::NoSuchMailbox(format!("unique id {unique_id}")))
+    }
+
+    /// Whether this user's message file with `guid` is here (then a sync sends the record only).
+    pub fn has_guid(&self, guid: &Guid) -> bool {
+        self.blobs.exists(guid)
+    }
+
+    /// Creates the mailbox `unique_id`, or renames it to `name`, with the partner's UIDVALIDITY
+    /// and special use. A different mailbox holding `name` here is moved aside to
+    /// `name.repl-<its unique id>` (its own update, or its deletion, follows in the same sync),
+    /// so that swaps and renames over deleted names converge in any order. Children are renamed
+    /// by their own calls; missing parents are created.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMailboxName`], LMDB errors.
+    pub fn apply_mailbox(
+        &self,
+        unique_id: &str,
+        name: &MailboxName,
+        uidvalidity: u32,
+        special_use: Option<String>,
+    ) -> Result<MailboxRecord, Error> {
+        self.write_unlogged(|txn| {
+            if let Some(occupant) = self.mailbox_in(txn, name)? {
+                if occupant.unique_id != unique_id {
+                    let parked = MailboxName::new(&format!("{}.repl-{}", name, occupant.unique_id))?;
+                    self.names.delete(txn, name.as_str())?;
+                    self.names.put(txn, parked.as_str(), &occupant.id)?;
+                    let mut o = occupant;
+                    o.name = parked.to_string();
+                    self.mboxes.put(txn, &o.id, &o)?;
+                }
+            }
+            let mut m = match self.by_unique_id_in(txn, unique_id)? {
+                Some(m) => m,
+                None => {
+                    let mut m = self.create_in(txn, name, None)?;
+                    m.unique_id = unique_id.to_string();
+                    m
+                }
+            };
+            if m.name != name.as_str() {
+                self.names.delete(txn, &m.name)?;
+                self.names.put(txn, name.as_str(), &m.id)?;
+                m.name = name.to_string();
+                for parent in name.ancestors() {
+                    if self.mailbox_in(txn, &parent)?.is_none() {
+                        self.create_in(txn, &parent, None)?;
+                    }
+                }
+            }
+            m.uidvalidity = uidvalidity;
+            m.special_use = special_use;
+            m.noselect = false;
+            self.mboxes.put(txn, &m.id, &m)?;
+            let mut meta = self.get_meta(txn)?;
+            if meta.last_uidvalidity < uidvalidity {
+                meta.last_uidvalidity = uidvalidity;
+                self.meta.put(txn, "meta", &meta)?;
+            }
+            Ok(m)
+        })
+    }
+
+    /// Raises the mailbox's counters to the partner's: `uidnext` to `last_uid + 1` (UIDs given
+    /// and expunged there are never reused here) and `highestmodseq`. Never lowers them.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMailbox`], LMDB errors.
+    pub fn apply_counters(&self, unique_id: &str, last_uid: u32, highestmodseq: u64) -> Result<(), Error> {
+        self.write_unlogged(|txn| {
+            let mut m = self.applied_mailbox(txn, unique_id)?;
+            m.uidnext = m.uidnext.max(last_uid.saturating_add(1));
+            m.highestmodseq = m.highestmodseq.max(highestmodseq);
+            self.mboxes.put(txn, &m.id, &m)?;
+            Ok(())
+        })
+    }
+
+    /// Stores the partner's message `uid` with its record (GUID, flags, MODSEQ, INTERNALDATE).
+    /// `raw` is needed only when [`UserStore::has_guid`] is false; it is written (and checked
+    /// against the GUID) before the index transaction. Applying a message already here under the
+    /// same UID and GUID updates its flags and MODSEQ.
+    ///
+    /// # Errors
+    /// [`Error::UidConflict`] when `uid` holds a different message here (resolve with
+    /// [`UserStore::renumber_conflict`]); [`Error::Corrupt`] when `raw` does not hash to the
+    /// GUID, or is missing while the file is; [`Error::NoSuchMailbox`]; I/O and LMDB errors.
+    pub fn apply_message(
+        &self,
+        mailbox_unique_id: &str,
+        uid: u32,
+        rec: &MessageRecord,
+        raw: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        let content = match raw {
+            Some(raw) => {
+                let guid = self.blobs.put(raw)?;
+                if guid != rec.guid {
+                    return Err(Error::Corrupt(format!(
+                        "content sent for {} hashes to {}",
+                        rec.guid.to_hex(),
+                        guid.to_hex()
+                    )));
+                }
+                raw.to_vec()
+            }
+            None if self.has_guid(&rec.guid) => self.blobs.get(&rec.guid)?,
+            None => return Err(Error::Corrupt(format!("content of {} missing on the replica", rec.guid.to_hex()))),
+        };
+        let a = mailscale_mime::analyze(&content);
+        let cache = CacheRecord {
+            envelope: a.envelope,
+            bodystructure: a.bodystructure,
+            body: a.body,
+            header_len: a.header_len as u32,
+            sent_date: a.sent_date,
+        };
+        self.write_unlogged(|txn| {
+            let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
+            let key = msg_key(m.id, uid);
+            match self.msgs.get(txn, &key)? {
+                Some(here) if here.guid != rec.guid => {
+                    return Err(Error::UidConflict { mailbox: m.name.clone(), uid });
+                }
+                Some(_) => {}
+                None => {
+                    self.cache.put(txn, &key, &cache)?;
+                    self.add_ref(txn, &rec.guid)?;
+                    m.exists += 1;
+                }
+            }
+            self.msgs.put(txn, &key, rec)?;
+            m.uidnext = m.uidnext.max(uid.saturating_add(1));
+            m.highestmodseq = m.highestmodseq.max(rec.modseq);
+            Self::remember_keywords(&mut m, &rec.flags);
+            self.mboxes.put(txn, &m.id, &m)?;
+            Ok(())
+        })
+    }
+
+    /// Sets a message's flags and MODSEQ to the partner's. Returns false when the message is not
+    /// here (expunged meanwhile, or not yet sent).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMailbox`], LMDB errors.
+    pub fn apply_flags(&self, mailbox_unique_id: &str, uid: u32, flags: &Flags, modseq: u64) -> Result<bool, Error> {
+        self.write_unlogged(|txn| {
+            let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
+            let key = msg_key(m.id, uid);
+            let Some(mut rec) = self.msgs.get(txn, &key)? else {
+                return Ok(false);
+            };
+            rec.flags = flags.clone();
+            rec.modseq = modseq;
+            self.msgs.put(txn, &key, &rec)?;
+            m.highestmodseq = m.highestmodseq.max(modseq);
+            Self::remember_keywords(&mut m, flags);
+            self.mboxes.put(txn, &m.id, &m)?;
+            Ok(true)
+        })
+    }
+
+    /// Expunges the partner's expunged UIDs into this side's delayed-expunge area (restorable
+    /// for the retention, as on the primary). UIDs not here are ignored. `highestmodseq` is left
+    /// for [`UserStore::apply_counters`]. Returns how many were expunged.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMailbox`], LMDB errors.
+    pub fn apply_expunge(&self, mailbox_unique_id: &str, uids: &[u32]) -> Result<usize, Error> {
+        self.write_unlogged(|txn| {
+            let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
+            let mut here = Vec::new();
+            for &uid in uids {
+                if self.msgs.get(txn, &msg_key(m.id, uid))?.is_some() {
+                    here.push(uid);
+                }
+            }
+            if here.is_empty() {
+                return Ok(0);
+            }
+            let highestmodseq = m.highestmodseq;
+            self.expunge_uids_in(txn, &mut m, &here)?;
+            m.highestmodseq = highestmodseq;
+            self.mboxes.put(txn, &m.id, &m)?;
+            Ok(here.len())
+        })
+    }
+
+    /// Deletes the mailbox `unique_id` as DELETE does: messages to the delayed-expunge area; a
+    /// mailbox that still has children here stays as `\Noselect` (its counters are left for
+    /// [`UserStore::apply_counters`]). Returns false if it is not here.
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn apply_delete_mailbox(&self, unique_id: &str) -> Result<bool, Error> {
+        self.write_unlogged(|txn| {
+            let Some(mut m) = self.by_unique_id_in(txn, unique_id)? else {
+                return Ok(false);
+            };
+            let uids = self.uids_in(txn, m.id)?;
+            let highestmodseq = m.highestmodseq;
+            self.expunge_uids_in(txn, &mut m, &uids)?;
+            m.highestmodseq = highestmodseq;
+            let name = MailboxName::new(&m.name)?;
+            if self.children_in(txn, &name)?.is_empty() {
+                self.mboxes.delete(txn, &m.id)?;
+                self.names.delete(txn, &m.name)?;
+            } else {
+                m.noselect = true;
+                self.mboxes.put(txn, &m.id, &m)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Replaces the subscriptions with the partner's.
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn apply_subscriptions(&self, names: &[String]) -> Result<(), Error> {
+        self.write_unlogged(|txn| {
+            self.subs.clear(txn)?;
+            for n in names {
+                self.subs.put(txn, n, &())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The UID-conflict rule of DESIGN.md principle 6: moves the message at `uid` to a fresh UID
+    /// (with a new MODSEQ, so both partners see it as a new message) and returns that UID; the
+    /// partner's message can then take `uid`. Both survive. This is a local change: it is marked
+    /// in the change log so that the partner learns the renumbered message.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMailbox`]; [`Error::NotAllowed`] when `uid` holds no message; LMDB errors.
+    pub fn renumber_conflict(&self, mailbox_unique_id: &str, uid: u32) -> Result<u32, Error> {
+        self.write(|txn| {
+            let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
+            let key = msg_key(m.id, uid);
+            let Some(mut rec) = self.msgs.get(txn, &key)? else {
+                return Err(Error::NotAllowed(format!("{} has no UID {uid} to renumber", m.name)));
+            };
+            let cache = self.cache.get(txn, &key)?;
+            let new_uid = m.uidnext.max(uid + 1);
+            m.uidnext = new_uid + 1;
+            m.highestmodseq += 1;
+            rec.modseq = m.highestmodseq;
+            let new_key = msg_key(m.id, new_uid);
+            self.msgs.delete(txn, &key)?;
+            self.cache.delete(txn, &key)?;
+            self.msgs.put(txn, &new_key, &rec)?;
+            if let Some(c) = cache {
+                self.cache.put(txn, &new_key, &c)?;
+            }
+            self.mboxes.put(txn, &m.id, &m)?;
+            Ok(new_uid)
+        })
+    }
+}
