@@ -115,13 +115,41 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// A port nothing listens on now, never the same twice in this process: the two tests run in
+/// parallel, and a port handed to one test's rolesd but not yet bound must not go to the other.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn status(port: u16) -> Option<Report> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(mailscale_rolesd::status::fetch(&format!("127.0.0.1:{port}"))).ok()
+}
+
+/// The last lines of a log, for failure messages.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// [`wait_for`] with a failure message built only when it times out.
+fn wait_for_or(secs: u64, mut f: impl FnMut() -> bool, why: impl FnOnce() -> String) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() >= Duration::from_secs(secs) {
+            panic!("timed out after {secs} s waiting for {}", why());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
 }
 
 /// Polls `f` every 20 ms until it is true or `secs` have passed.
@@ -207,7 +235,23 @@ fn two_followers_converge_after_kill_and_keep_serving_without_primary() {
     assert_eq!(writer.last_seq().unwrap(), 3 + 10_000);
     let behind = status(s2).map(|r| r.applied_seq);
     f1 = env.follower("f1", pport, s1, "token");
-    let took = wait_for(20, "convergence after the kill", || same(&["f1", "f2"]));
+    let took = wait_for_or(
+        20,
+        || same(&["f1", "f2"]),
+        || {
+            format!(
+            "convergence after the kill: p {} / f1 {} / f2 {}\nf1 status {:?}\nf2 status {:?}\nf1.log:\n{}\nf2.log:\n{}\nprimary.log:\n{}",
+            env.checksum("p"),
+            env.checksum("f1"),
+            env.checksum("f2"),
+            status(s1),
+            status(s2),
+            tail(&env.log("f1")),
+            tail(&env.log("f2")),
+            tail(&env.log("primary"))
+        )
+        },
+    );
     eprintln!("converged {took:?} after the burst (f2 was at {behind:?} when it ended)");
     let r1 = status(s1).unwrap();
     assert_eq!(r1.applied_seq, 10_003);
