@@ -246,13 +246,18 @@ impl UserStore {
     }
 
     /// The UID-conflict rule of DESIGN.md principle 6: moves the message at `uid` to a fresh UID
-    /// (with a new MODSEQ, so both partners see it as a new message) and returns that UID; the
-    /// partner's message can then take `uid`. Both survive. This is a local change: it is marked
-    /// in the change log so that the partner learns the renumbered message.
+    /// above `above` and above every UID given here (with a new MODSEQ, so the partner sees it
+    /// as a new message) and returns that UID. Both survive.
+    ///
+    /// After a split, both partners may hold a different message under the same UID. A UID must
+    /// never name two contents under one UIDVALIDITY (clients cache by UID), so the sync renumbers
+    /// *both*: the side it syncs from first (`above` = the other side's last UID), then the other
+    /// (`above` = the first one's new UID); each side then learns the other's message at its new
+    /// UID and `uid` is gone on both. This is a local change, so it is marked in the change log.
     ///
     /// # Errors
     /// [`Error::NoSuchMailbox`]; [`Error::NotAllowed`] when `uid` holds no message; LMDB errors.
-    pub fn renumber_conflict(&self, mailbox_unique_id: &str, uid: u32) -> Result<u32, Error> {
+    pub fn renumber_conflict(&self, mailbox_unique_id: &str, uid: u32, above: u32) -> Result<u32, Error> {
         self.write(|txn| {
             let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
             let key = msg_key(m.id, uid);
@@ -260,7 +265,7 @@ impl UserStore {
                 return Err(Error::NotAllowed(format!("{} has no UID {uid} to renumber", m.name)));
             };
             let cache = self.cache.get(txn, &key)?;
-            let new_uid = m.uidnext.max(uid + 1);
+            let new_uid = m.uidnext.max(uid.saturating_add(1)).max(above.saturating_add(1));
             m.uidnext = new_uid + 1;
             m.highestmodseq += 1;
             rec.modseq = m.highestmodseq;

@@ -37,9 +37,33 @@ struct Sent {
     renumbered: usize,
 }
 
-/// One user's sync from `p` to `r`: compare mailbox states, send what differs. `full` ignores the
-/// replica's HIGHESTMODSEQ and compares every record (the repair pass).
-fn sync(p: &UserStore, r: &UserStore, full: bool) -> Sent {
+impl std::ops::AddAssign for Sent {
+    fn add_assign(&mut self, o: Sent) {
+        self.mailboxes += o.mailboxes;
+        self.messages += o.messages;
+        self.contents += o.contents;
+        self.flags += o.flags;
+        self.expunged += o.expunged;
+        self.deleted += o.deleted;
+        self.subscriptions += o.subscriptions;
+        self.renumbered += o.renumbered;
+    }
+}
+
+/// One user's sync from `p` to `r`: the incremental pass (records above the replica's
+/// HIGHESTMODSEQ), then, if the digests still differ (MODSEQs that collided during a split,
+/// damage), the full pass.
+fn sync(p: &UserStore, r: &UserStore) -> Sent {
+    let mut sent = sync_pass(p, r, false);
+    if p.user_state_digest().unwrap() != r.user_state_digest().unwrap() {
+        sent += sync_pass(p, r, true);
+    }
+    sent
+}
+
+/// One pass: compare mailbox states, send what differs. `full` ignores the replica's
+/// HIGHESTMODSEQ and compares every record (the repair pass).
+fn sync_pass(p: &UserStore, r: &UserStore, full: bool) -> Sent {
     let mut sent = Sent::default();
     let ps = p.mailbox_states().unwrap();
     let rs = r.mailbox_states().unwrap();
@@ -57,21 +81,31 @@ fn sync(p: &UserStore, r: &UserStore, full: bool) -> Sent {
             Some(h) if h.uidvalidity == s.uidvalidity && !full => h.highestmodseq,
             _ => 0,
         };
+        // UID conflicts (a split): renumber both sides' messages, then compare afresh.
+        let mut since = since;
+        let mut s = s.clone();
         for (uid, rec) in p.records_since(s.id, since).unwrap() {
             let mine = r.fetch(rm.id, &[uid], false).unwrap().remove(0).0;
-            match mine {
-                Some(m) if m.guid == rec.guid => {
-                    if m.modseq != rec.modseq || m.flags != rec.flags {
-                        r.apply_flags(&s.unique_id, uid, &rec.flags, rec.modseq).unwrap();
-                        sent.flags += 1;
-                    }
-                    continue;
+            if mine.is_some_and(|m| m.guid != rec.guid) {
+                let theirs = r.mailbox_by_unique_id(&s.unique_id).unwrap().unwrap().uidnext - 1;
+                let moved = p.renumber_conflict(&s.unique_id, uid, theirs.max(s.last_uid)).unwrap();
+                r.renumber_conflict(&s.unique_id, uid, moved).unwrap();
+                sent.renumbered += 1;
+                since = 0;
+            }
+        }
+        if sent.renumbered > 0 {
+            s = p.mailbox_states().unwrap().into_iter().find(|x| x.unique_id == s.unique_id).unwrap();
+        }
+        for (uid, rec) in p.records_since(s.id, since).unwrap() {
+            let mine = r.fetch(rm.id, &[uid], false).unwrap().remove(0).0;
+            if let Some(m) = mine {
+                assert_eq!(m.guid, rec.guid, "conflicts were renumbered");
+                if m.modseq != rec.modseq || m.flags != rec.flags {
+                    r.apply_flags(&s.unique_id, uid, &rec.flags, rec.modseq).unwrap();
+                    sent.flags += 1;
                 }
-                Some(_) => {
-                    r.renumber_conflict(&s.unique_id, uid).unwrap();
-                    sent.renumbered += 1;
-                }
-                None => {}
+                continue;
             }
             let raw = (!r.has_guid(&rec.guid)).then(|| p.read_message(&rec.guid).unwrap());
             sent.contents += usize::from(raw.is_some());
@@ -79,8 +113,15 @@ fn sync(p: &UserStore, r: &UserStore, full: bool) -> Sent {
             sent.messages += 1;
         }
         let keep: BTreeSet<u32> = p.messages(s.id).unwrap().into_iter().map(|(u, _)| u).collect();
-        let gone: Vec<u32> =
-            r.messages(rm.id).unwrap().into_iter().map(|(u, _)| u).filter(|u| !keep.contains(u)).collect();
+        // A UID above the primary's last one was never given there: a replica-only message (a
+        // split), to send back, not an expunge.
+        let gone: Vec<u32> = r
+            .messages(rm.id)
+            .unwrap()
+            .into_iter()
+            .map(|(u, _)| u)
+            .filter(|u| !keep.contains(u) && *u <= s.last_uid)
+            .collect();
         if !gone.is_empty() {
             sent.expunged += r.apply_expunge(&s.unique_id, &gone).unwrap();
         }
@@ -109,9 +150,9 @@ fn sync(p: &UserStore, r: &UserStore, full: bool) -> Sent {
 
 /// Syncs incrementally, then checks (as a sync worker would) that the digests match.
 fn sync_and_compare(p: &UserStore, r: &UserStore) -> Sent {
-    let sent = sync(p, r, false);
+    let sent = sync(p, r);
     assert_eq!(p.user_state_digest().unwrap(), r.user_state_digest().unwrap(), "after {sent:?}");
-    assert_eq!(sync(p, r, false), Sent::default(), "a second sync has nothing to send");
+    assert_eq!(sync(p, r), Sent::default(), "a second sync has nothing to send");
     sent
 }
 
@@ -202,8 +243,8 @@ fn a_full_pass_repairs_what_an_incremental_one_misses() {
     let modseq = r.messages(rid.id).unwrap()[0].1.modseq;
     r.apply_flags(&rid.unique_id, uid, &Flags { system: flag::SEEN, keywords: vec![] }, modseq).unwrap();
     assert_ne!(p.user_state_digest().unwrap(), r.user_state_digest().unwrap(), "the checksum sees it");
-    assert_eq!(sync(&p, &r, false).flags, 0, "same HIGHESTMODSEQ: the incremental pass cannot");
-    assert_eq!(sync(&p, &r, true).flags, 1);
+    assert_eq!(sync_pass(&p, &r, false).flags, 0, "same HIGHESTMODSEQ: the incremental pass cannot");
+    assert_eq!(sync(&p, &r).flags, 1, "the full pass after it does");
     assert_eq!(p.user_state_digest().unwrap(), r.user_state_digest().unwrap());
 }
 
@@ -222,20 +263,22 @@ fn uid_conflict_after_failover_keeps_both_messages() {
     let unique = p.mailbox(&inbox).unwrap().unwrap().unique_id;
     let rec = p.messages(p.mailbox(&inbox).unwrap().unwrap().id).unwrap()[1].1.clone();
     assert!(matches!(r.apply_message(&unique, 2, &rec, Some(&msg(2))), Err(Error::UidConflict { uid: 2, .. })));
-    let moved = r.renumber_conflict(&unique, 2).unwrap();
-    assert_eq!(moved, 3);
-    r.apply_message(&unique, 2, &rec, None).unwrap();
-    let mut have = guids(&r, "INBOX");
-    have.sort();
-    let mut want = vec![Guid::of(&msg(1)), Guid::of(&msg(2)), Guid::of(&msg(3))];
-    want.sort();
-    assert_eq!(have, want, "both messages survive, with distinct UIDs");
-    let m = r.mailbox(&inbox).unwrap().unwrap();
-    assert_eq!((m.exists, m.uidnext), (3, 4));
-    assert_eq!(rs.changed_users(10).unwrap()[0].0, user(), "the renumbered message is for the partner to learn");
-    // Fail-back: the old primary learns the renumbered message from the new one.
-    sync_and_compare(&r, &p);
-    assert_eq!(guids(&p, "INBOX").len(), 3);
+
+    // Fail-back: sync the survivor (r) to the old primary (p), then back.
+    let sent = sync(&r, &p);
+    assert_eq!(sent.renumbered, 1, "{sent:?}");
+    let sent = sync(&p, &r);
+    assert_eq!((sent.messages, sent.renumbered), (1, 0), "{sent:?}");
+    assert_eq!(p.user_state_digest().unwrap(), r.user_state_digest().unwrap());
+    let want = vec![Guid::of(&msg(1)), Guid::of(&msg(3)), Guid::of(&msg(2))];
+    for side in [&p, &r] {
+        let m = side.mailbox(&inbox).unwrap().unwrap();
+        let uids: Vec<(u32, Guid)> = side.messages(m.id).unwrap().into_iter().map(|(u, r)| (u, r.guid)).collect();
+        assert_eq!(uids, vec![(1, want[0]), (3, want[1]), (4, want[2])], "UID 2 names neither message any more");
+        assert_eq!((m.exists, m.uidnext), (3, 5));
+    }
+    assert_eq!(rs.changed_users(10).unwrap()[0].0, user(), "renumbering is a change for the partner to learn");
+    assert_eq!(sync(&r, &p), Sent::default());
 }
 
 #[test]
