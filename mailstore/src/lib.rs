@@ -15,7 +15,7 @@ mod user;
 pub use blob::Guid;
 pub use messages::{Appended, Copied, Stored};
 pub use names::{MailboxName, Username, SEPARATOR};
-pub use repl::{ChangeLog, MailboxState};
+pub use repl::{ChangeLog, MailboxState, ReplOp};
 pub use schema::{flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode};
 pub use store::{Store, StoreOptions};
 pub use user::{UserStore, DEFAULT_FOLDERS};

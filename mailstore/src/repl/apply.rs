@@ -1,5 +1,5 @@
 //! What a replica does with the differences a sync sends (Cyrus's `sync_server`): each call is
-//! one write transaction, addresses mailboxes by unique id (names change, unique ids don't),
+//! one write transaction ([`UserStore::apply_batch`] applies a whole user update in one), addresses mailboxes by unique id (names change, unique ids don't),
 //! keeps `uidnext > max UID` and `highestmodseq >= max MODSEQ`, and is idempotent, so a sync that
 //! is cut off and replayed converges. Applied changes are not marked in this side's change log:
 //! its partner already holds them.
@@ -12,7 +12,88 @@ use crate::schema::{msg_key, CacheRecord, Flags, MailboxRecord, MessageRecord};
 use crate::user::UserStore;
 use crate::Error;
 
+/// One change of a user's update, as [`UserStore::apply_batch`] takes it; each variant is the
+/// `apply_*` call of the same name. Mailboxes are named by unique id.
+#[derive(Clone, Debug)]
+pub enum ReplOp {
+    Mailbox {
+        unique_id: String,
+        name: MailboxName,
+        uidvalidity: u32,
+        special_use: Option<String>,
+    },
+    /// `raw` only when the replica lacks the GUID's file.
+    Message {
+        mailbox: String,
+        uid: u32,
+        record: MessageRecord,
+        raw: Option<Vec<u8>>,
+    },
+    Flags {
+        mailbox: String,
+        uid: u32,
+        flags: Flags,
+        modseq: u64,
+    },
+    Expunge {
+        mailbox: String,
+        uids: Vec<u32>,
+    },
+    Counters {
+        mailbox: String,
+        last_uid: u32,
+        highestmodseq: u64,
+    },
+    DeleteMailbox {
+        unique_id: String,
+    },
+    Subscriptions(Vec<String>),
+}
+
 impl UserStore {
+    /// Applies a user's update in one transaction: all of it or, on the first error, none of it
+    /// (message files sent with it may stay, unreferenced, as after a failed APPEND). Files are
+    /// written and parsed before the transaction opens, so it stays short.
+    ///
+    /// # Errors
+    /// The first failing operation's error (see the `apply_*` calls); nothing is applied then.
+    pub fn apply_batch(&self, ops: &[ReplOp]) -> Result<(), Error> {
+        let mut caches = Vec::new();
+        for op in ops {
+            if let ReplOp::Message { record, raw, .. } = op {
+                caches.push(self.message_cache(record, raw.as_deref())?);
+            }
+        }
+        self.write_unlogged(|txn| {
+            let mut caches = caches.iter();
+            for op in ops {
+                match op {
+                    ReplOp::Mailbox { unique_id, name, uidvalidity, special_use } => {
+                        self.apply_mailbox_in(txn, unique_id, name, *uidvalidity, special_use.clone())?;
+                    }
+                    ReplOp::Message { mailbox, uid, record, .. } => {
+                        let cache = caches.next().expect("one cache per message op");
+                        self.apply_message_in(txn, mailbox, *uid, record, cache)?;
+                    }
+                    ReplOp::Flags { mailbox, uid, flags, modseq } => {
+                        self.apply_flags_in(txn, mailbox, *uid, flags, *modseq)?;
+                    }
+                    ReplOp::Expunge { mailbox, uids } => {
+                        self.apply_expunge_in(txn, mailbox, uids)?;
+                    }
+                    ReplOp::Counters { mailbox, last_uid, highestmodseq } => {
+                        self.apply_counters_in(txn, mailbox, *last_uid, *highestmodseq)?;
+                    }
+                    ReplOp::DeleteMailbox { unique_id } => {
+                        self.apply_delete_mailbox_in(txn, unique_id)?;
+                    }
+                    ReplOp::Subscriptions(names) => self.apply_subscriptions_in(txn, names)?,
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn applied_mailbox(&self, txn: &RwTxn<'_>, unique_id: &str) -> Result<MailboxRecord, Error> {
         self.by_unique_id_in(txn, unique_id)?.ok_or_else(|| Error::NoSuchMailbox(format!("unique id {unique_id}")))
     }
@@ -37,46 +118,55 @@ impl UserStore {
         uidvalidity: u32,
         special_use: Option<String>,
     ) -> Result<MailboxRecord, Error> {
-        self.write_unlogged(|txn| {
-            if let Some(occupant) = self.mailbox_in(txn, name)? {
-                if occupant.unique_id != unique_id {
-                    let parked = MailboxName::new(&format!("{}.repl-{}", name, occupant.unique_id))?;
-                    self.names.delete(txn, name.as_str())?;
-                    self.names.put(txn, parked.as_str(), &occupant.id)?;
-                    let mut o = occupant;
-                    o.name = parked.to_string();
-                    self.mboxes.put(txn, &o.id, &o)?;
+        self.write_unlogged(|txn| self.apply_mailbox_in(txn, unique_id, name, uidvalidity, special_use))
+    }
+
+    fn apply_mailbox_in(
+        &self,
+        txn: &mut RwTxn<'_>,
+        unique_id: &str,
+        name: &MailboxName,
+        uidvalidity: u32,
+        special_use: Option<String>,
+    ) -> Result<MailboxRecord, Error> {
+        if let Some(occupant) = self.mailbox_in(txn, name)? {
+            if occupant.unique_id != unique_id {
+                let parked = MailboxName::new(&format!("{}.repl-{}", name, occupant.unique_id))?;
+                self.names.delete(txn, name.as_str())?;
+                self.names.put(txn, parked.as_str(), &occupant.id)?;
+                let mut o = occupant;
+                o.name = parked.to_string();
+                self.mboxes.put(txn, &o.id, &o)?;
+            }
+        }
+        let mut m = match self.by_unique_id_in(txn, unique_id)? {
+            Some(m) => m,
+            None => {
+                let mut m = self.create_in(txn, name, None)?;
+                m.unique_id = unique_id.to_string();
+                m
+            }
+        };
+        if m.name != name.as_str() {
+            self.names.delete(txn, &m.name)?;
+            self.names.put(txn, name.as_str(), &m.id)?;
+            m.name = name.to_string();
+            for parent in name.ancestors() {
+                if self.mailbox_in(txn, &parent)?.is_none() {
+                    self.create_in(txn, &parent, None)?;
                 }
             }
-            let mut m = match self.by_unique_id_in(txn, unique_id)? {
-                Some(m) => m,
-                None => {
-                    let mut m = self.create_in(txn, name, None)?;
-                    m.unique_id = unique_id.to_string();
-                    m
-                }
-            };
-            if m.name != name.as_str() {
-                self.names.delete(txn, &m.name)?;
-                self.names.put(txn, name.as_str(), &m.id)?;
-                m.name = name.to_string();
-                for parent in name.ancestors() {
-                    if self.mailbox_in(txn, &parent)?.is_none() {
-                        self.create_in(txn, &parent, None)?;
-                    }
-                }
-            }
-            m.uidvalidity = uidvalidity;
-            m.special_use = special_use;
-            m.noselect = false;
-            self.mboxes.put(txn, &m.id, &m)?;
-            let mut meta = self.get_meta(txn)?;
-            if meta.last_uidvalidity < uidvalidity {
-                meta.last_uidvalidity = uidvalidity;
-                self.meta.put(txn, "meta", &meta)?;
-            }
-            Ok(m)
-        })
+        }
+        m.uidvalidity = uidvalidity;
+        m.special_use = special_use;
+        m.noselect = false;
+        self.mboxes.put(txn, &m.id, &m)?;
+        let mut meta = self.get_meta(txn)?;
+        if meta.last_uidvalidity < uidvalidity {
+            meta.last_uidvalidity = uidvalidity;
+            self.meta.put(txn, "meta", &meta)?;
+        }
+        Ok(m)
     }
 
     /// Raises the mailbox's counters to the partner's: `uidnext` to `last_uid + 1` (UIDs given
@@ -85,13 +175,21 @@ impl UserStore {
     /// # Errors
     /// [`Error::NoSuchMailbox`], LMDB errors.
     pub fn apply_counters(&self, unique_id: &str, last_uid: u32, highestmodseq: u64) -> Result<(), Error> {
-        self.write_unlogged(|txn| {
-            let mut m = self.applied_mailbox(txn, unique_id)?;
-            m.uidnext = m.uidnext.max(last_uid.saturating_add(1));
-            m.highestmodseq = m.highestmodseq.max(highestmodseq);
-            self.mboxes.put(txn, &m.id, &m)?;
-            Ok(())
-        })
+        self.write_unlogged(|txn| self.apply_counters_in(txn, unique_id, last_uid, highestmodseq))
+    }
+
+    fn apply_counters_in(
+        &self,
+        txn: &mut RwTxn<'_>,
+        unique_id: &str,
+        last_uid: u32,
+        highestmodseq: u64,
+    ) -> Result<(), Error> {
+        let mut m = self.applied_mailbox(txn, unique_id)?;
+        m.uidnext = m.uidnext.max(last_uid.saturating_add(1));
+        m.highestmodseq = m.highestmodseq.max(highestmodseq);
+        self.mboxes.put(txn, &m.id, &m)?;
+        Ok(())
     }
 
     /// Stores the partner's message `uid` with its record (GUID, flags, MODSEQ, INTERNALDATE).
@@ -110,6 +208,12 @@ impl UserStore {
         rec: &MessageRecord,
         raw: Option<&[u8]>,
     ) -> Result<(), Error> {
+        let cache = self.message_cache(rec, raw)?;
+        self.write_unlogged(|txn| self.apply_message_in(txn, mailbox_unique_id, uid, rec, &cache))
+    }
+
+    /// Writes (or finds) the message file and parses it for the index's cache.
+    fn message_cache(&self, rec: &MessageRecord, raw: Option<&[u8]>) -> Result<CacheRecord, Error> {
         let content = match raw {
             Some(raw) => {
                 let guid = self.blobs.put(raw)?;
@@ -126,34 +230,42 @@ impl UserStore {
             None => return Err(Error::Corrupt(format!("content of {} missing on the replica", rec.guid.to_hex()))),
         };
         let a = mailscale_mime::analyze(&content);
-        let cache = CacheRecord {
+        Ok(CacheRecord {
             envelope: a.envelope,
             bodystructure: a.bodystructure,
             body: a.body,
             header_len: a.header_len as u32,
             sent_date: a.sent_date,
-        };
-        self.write_unlogged(|txn| {
-            let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
-            let key = msg_key(m.id, uid);
-            match self.msgs.get(txn, &key)? {
-                Some(here) if here.guid != rec.guid => {
-                    return Err(Error::UidConflict { mailbox: m.name.clone(), uid });
-                }
-                Some(_) => {}
-                None => {
-                    self.cache.put(txn, &key, &cache)?;
-                    self.add_ref(txn, &rec.guid)?;
-                    m.exists += 1;
-                }
-            }
-            self.msgs.put(txn, &key, rec)?;
-            m.uidnext = m.uidnext.max(uid.saturating_add(1));
-            m.highestmodseq = m.highestmodseq.max(rec.modseq);
-            Self::remember_keywords(&mut m, &rec.flags);
-            self.mboxes.put(txn, &m.id, &m)?;
-            Ok(())
         })
+    }
+
+    fn apply_message_in(
+        &self,
+        txn: &mut RwTxn<'_>,
+        mailbox_unique_id: &str,
+        uid: u32,
+        rec: &MessageRecord,
+        cache: &CacheRecord,
+    ) -> Result<(), Error> {
+        let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
+        let key = msg_key(m.id, uid);
+        match self.msgs.get(txn, &key)? {
+            Some(here) if here.guid != rec.guid => {
+                return Err(Error::UidConflict { mailbox: m.name.clone(), uid });
+            }
+            Some(_) => {}
+            None => {
+                self.cache.put(txn, &key, cache)?;
+                self.add_ref(txn, &rec.guid)?;
+                m.exists += 1;
+            }
+        }
+        self.msgs.put(txn, &key, rec)?;
+        m.uidnext = m.uidnext.max(uid.saturating_add(1));
+        m.highestmodseq = m.highestmodseq.max(rec.modseq);
+        Self::remember_keywords(&mut m, &rec.flags);
+        self.mboxes.put(txn, &m.id, &m)?;
+        Ok(())
     }
 
     /// Sets a message's flags and MODSEQ to the partner's. Returns false when the message is not
@@ -162,20 +274,29 @@ impl UserStore {
     /// # Errors
     /// [`Error::NoSuchMailbox`], LMDB errors.
     pub fn apply_flags(&self, mailbox_unique_id: &str, uid: u32, flags: &Flags, modseq: u64) -> Result<bool, Error> {
-        self.write_unlogged(|txn| {
-            let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
-            let key = msg_key(m.id, uid);
-            let Some(mut rec) = self.msgs.get(txn, &key)? else {
-                return Ok(false);
-            };
-            rec.flags = flags.clone();
-            rec.modseq = modseq;
-            self.msgs.put(txn, &key, &rec)?;
-            m.highestmodseq = m.highestmodseq.max(modseq);
-            Self::remember_keywords(&mut m, flags);
-            self.mboxes.put(txn, &m.id, &m)?;
-            Ok(true)
-        })
+        self.write_unlogged(|txn| self.apply_flags_in(txn, mailbox_unique_id, uid, flags, modseq))
+    }
+
+    fn apply_flags_in(
+        &self,
+        txn: &mut RwTxn<'_>,
+        mailbox_unique_id: &str,
+        uid: u32,
+        flags: &Flags,
+        modseq: u64,
+    ) -> Result<bool, Error> {
+        let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
+        let key = msg_key(m.id, uid);
+        let Some(mut rec) = self.msgs.get(txn, &key)? else {
+            return Ok(false);
+        };
+        rec.flags = flags.clone();
+        rec.modseq = modseq;
+        self.msgs.put(txn, &key, &rec)?;
+        m.highestmodseq = m.highestmodseq.max(modseq);
+        Self::remember_keywords(&mut m, flags);
+        self.mboxes.put(txn, &m.id, &m)?;
+        Ok(true)
     }
 
     /// Expunges the partner's expunged UIDs into this side's delayed-expunge area (restorable
@@ -185,23 +306,25 @@ impl UserStore {
     /// # Errors
     /// [`Error::NoSuchMailbox`], LMDB errors.
     pub fn apply_expunge(&self, mailbox_unique_id: &str, uids: &[u32]) -> Result<usize, Error> {
-        self.write_unlogged(|txn| {
-            let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
-            let mut here = Vec::new();
-            for &uid in uids {
-                if self.msgs.get(txn, &msg_key(m.id, uid))?.is_some() {
-                    here.push(uid);
-                }
+        self.write_unlogged(|txn| self.apply_expunge_in(txn, mailbox_unique_id, uids))
+    }
+
+    fn apply_expunge_in(&self, txn: &mut RwTxn<'_>, mailbox_unique_id: &str, uids: &[u32]) -> Result<usize, Error> {
+        let mut m = self.applied_mailbox(txn, mailbox_unique_id)?;
+        let mut here = Vec::new();
+        for &uid in uids {
+            if self.msgs.get(txn, &msg_key(m.id, uid))?.is_some() {
+                here.push(uid);
             }
-            if here.is_empty() {
-                return Ok(0);
-            }
-            let highestmodseq = m.highestmodseq;
-            self.expunge_uids_in(txn, &mut m, &here)?;
-            m.highestmodseq = highestmodseq;
-            self.mboxes.put(txn, &m.id, &m)?;
-            Ok(here.len())
-        })
+        }
+        if here.is_empty() {
+            return Ok(0);
+        }
+        let highestmodseq = m.highestmodseq;
+        self.expunge_uids_in(txn, &mut m, &here)?;
+        m.highestmodseq = highestmodseq;
+        self.mboxes.put(txn, &m.id, &m)?;
+        Ok(here.len())
     }
 
     /// Deletes the mailbox `unique_id` as DELETE does: messages to the delayed-expunge area; a
@@ -211,24 +334,26 @@ impl UserStore {
     /// # Errors
     /// LMDB errors.
     pub fn apply_delete_mailbox(&self, unique_id: &str) -> Result<bool, Error> {
-        self.write_unlogged(|txn| {
-            let Some(mut m) = self.by_unique_id_in(txn, unique_id)? else {
-                return Ok(false);
-            };
-            let uids = self.uids_in(txn, m.id)?;
-            let highestmodseq = m.highestmodseq;
-            self.expunge_uids_in(txn, &mut m, &uids)?;
-            m.highestmodseq = highestmodseq;
-            let name = MailboxName::new(&m.name)?;
-            if self.children_in(txn, &name)?.is_empty() {
-                self.mboxes.delete(txn, &m.id)?;
-                self.names.delete(txn, &m.name)?;
-            } else {
-                m.noselect = true;
-                self.mboxes.put(txn, &m.id, &m)?;
-            }
-            Ok(true)
-        })
+        self.write_unlogged(|txn| self.apply_delete_mailbox_in(txn, unique_id))
+    }
+
+    fn apply_delete_mailbox_in(&self, txn: &mut RwTxn<'_>, unique_id: &str) -> Result<bool, Error> {
+        let Some(mut m) = self.by_unique_id_in(txn, unique_id)? else {
+            return Ok(false);
+        };
+        let uids = self.uids_in(txn, m.id)?;
+        let highestmodseq = m.highestmodseq;
+        self.expunge_uids_in(txn, &mut m, &uids)?;
+        m.highestmodseq = highestmodseq;
+        let name = MailboxName::new(&m.name)?;
+        if self.children_in(txn, &name)?.is_empty() {
+            self.mboxes.delete(txn, &m.id)?;
+            self.names.delete(txn, &m.name)?;
+        } else {
+            m.noselect = true;
+            self.mboxes.put(txn, &m.id, &m)?;
+        }
+        Ok(true)
     }
 
     /// Replaces the subscriptions with the partner's.
@@ -236,13 +361,15 @@ impl UserStore {
     /// # Errors
     /// LMDB errors.
     pub fn apply_subscriptions(&self, names: &[String]) -> Result<(), Error> {
-        self.write_unlogged(|txn| {
-            self.subs.clear(txn)?;
-            for n in names {
-                self.subs.put(txn, n, &())?;
-            }
-            Ok(())
-        })
+        self.write_unlogged(|txn| self.apply_subscriptions_in(txn, names))
+    }
+
+    fn apply_subscriptions_in(&self, txn: &mut RwTxn<'_>, names: &[String]) -> Result<(), Error> {
+        self.subs.clear(txn)?;
+        for n in names {
+            self.subs.put(txn, n, &())?;
+        }
+        Ok(())
     }
 
     /// The UID-conflict rule of DESIGN.md principle 6: moves the message at `uid` to a fresh UID

@@ -11,5 +11,6 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
+pub use apply::ReplOp;
 pub use log::ChangeLog;
 pub use state::MailboxState;

@@ -282,6 +282,45 @@ fn uid_conflict_after_failover_keeps_both_messages() {
 }
 
 #[test]
+fn a_batch_applies_all_or_nothing() {
+    let (pd, rd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ps, rs) = (open(pd.path()), open(rd.path()));
+    let (p, r) = (ps.user(&user()).unwrap(), rs.user(&user()).unwrap());
+    sync_and_compare(&p, &r);
+    let inbox = p.mailbox(&mb("INBOX")).unwrap().unwrap();
+    for n in 0..3 {
+        p.append(&mb("INBOX"), &msg(n), Flags::default(), None).unwrap();
+    }
+    p.store_flags(inbox.id, &[2], StoreMode::Add, &Flags { system: flag::SEEN, keywords: vec![] }, None).unwrap();
+    let state = p.mailbox_states().unwrap().into_iter().find(|s| s.id == inbox.id).unwrap();
+    let mut ops: Vec<ReplOp> = p
+        .records_since(inbox.id, 0)
+        .unwrap()
+        .into_iter()
+        .map(|(uid, record)| ReplOp::Message {
+            mailbox: inbox.unique_id.clone(),
+            uid,
+            raw: Some(p.read_message(&record.guid).unwrap()),
+            record,
+        })
+        .collect();
+    ops.push(ReplOp::Counters {
+        mailbox: inbox.unique_id.clone(),
+        last_uid: state.last_uid,
+        highestmodseq: state.highestmodseq,
+    });
+    let before = r.user_state_digest().unwrap();
+    let mut broken = ops.clone();
+    broken.push(ReplOp::Flags { mailbox: "no such unique id".into(), uid: 1, flags: Flags::default(), modseq: 9 });
+    assert!(matches!(r.apply_batch(&broken), Err(Error::NoSuchMailbox(_))));
+    assert_eq!(r.user_state_digest().unwrap(), before, "a failed batch applies nothing");
+    r.apply_batch(&ops).unwrap();
+    assert_eq!(r.user_state_digest().unwrap(), p.user_state_digest().unwrap());
+    r.apply_batch(&ops).unwrap();
+    assert_eq!(r.user_state_digest().unwrap(), p.user_state_digest().unwrap(), "replaying a batch is harmless");
+}
+
+#[test]
 fn change_log_coalesces_acks_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (Username::new("a").unwrap(), Username::new("b").unwrap());
