@@ -104,11 +104,15 @@ impl UserStore {
     /// LMDB errors.
     pub fn mailbox_states(&self) -> Result<Vec<MailboxState>, Error> {
         let txn = self.rtxn()?;
+        self.mailbox_states_in(&txn)
+    }
+
+    fn mailbox_states_in(&self, txn: &RoTxn<'_>) -> Result<Vec<MailboxState>, Error> {
         let mut out = Vec::new();
-        for item in self.names.iter(&txn)? {
+        for item in self.names.iter(txn)? {
             let (_, id) = item?;
-            if let Some(m) = self.mboxes.get(&txn, &id)? {
-                out.push(self.mailbox_state_in(&txn, &m)?);
+            if let Some(m) = self.mboxes.get(txn, &id)? {
+                out.push(self.mailbox_state_in(txn, &m)?);
             }
         }
         Ok(out)
@@ -151,21 +155,22 @@ impl UserStore {
         Ok(out)
     }
 
-    /// One SHA-256 (hex) over every mailbox's state (by unique id) and the subscriptions: equal
-    /// on both partners exactly when a sync has nothing to send.
+    /// One SHA-256 (hex) over every mailbox's state (by unique id) and the subscriptions, from one
+    /// read transaction: equal on both partners exactly when a sync has nothing to send.
     ///
     /// # Errors
     /// LMDB errors.
     pub fn user_state_digest(&self) -> Result<String, Error> {
-        let mut states = self.mailbox_states()?;
+        let txn = self.rtxn()?;
+        let mut states = self.mailbox_states_in(&txn)?;
         states.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
         let mut h = Sha256::new();
         for s in &states {
             s.digest_into(&mut h);
         }
         h.update(b"\0subscriptions\0");
-        for s in self.subscriptions()? {
-            h.update(s.as_bytes());
+        for item in self.subs.iter(&txn)? {
+            h.update(item?.0.as_bytes());
             h.update([0]);
         }
         Ok(hex::encode(h.finalize()))

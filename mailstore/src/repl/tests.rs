@@ -270,7 +270,7 @@ fn uid_conflict_after_failover_keeps_both_messages() {
     let sent = sync(&p, &r);
     assert_eq!((sent.messages, sent.renumbered), (1, 0), "{sent:?}");
     assert_eq!(p.user_state_digest().unwrap(), r.user_state_digest().unwrap());
-    let want = vec![Guid::of(&msg(1)), Guid::of(&msg(3)), Guid::of(&msg(2))];
+    let want = [Guid::of(&msg(1)), Guid::of(&msg(3)), Guid::of(&msg(2))];
     for side in [&p, &r] {
         let m = side.mailbox(&inbox).unwrap().unwrap();
         let uids: Vec<(u32, Guid)> = side.messages(m.id).unwrap().into_iter().map(|(u, r)| (u, r.guid)).collect();
