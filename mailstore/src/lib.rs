@@ -2,6 +2,7 @@
 //! by their SHA-256 under `mail/<user>/`, written temp + fsync + rename; the index (mailboxes,
 //! UIDs, flags, MODSEQ, cached ENVELOPE/BODYSTRUCTURE, subscriptions, delayed expunges) is one
 //! LMDB environment per user under `metadata/<user>/`. A call that returns `Ok` is durable.
+//! `repl/` holds the replication change log and [`repl`] the state and apply side a sync uses.
 #![deny(unsafe_code)]
 
 pub mod blob;
