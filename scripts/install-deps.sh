@@ -70,6 +70,9 @@ PACKAGES=(build-essential pkg-config openssl ca-certificates python3 curl
           nginx-core libnginx-mod-mail redis-server slapd ldap-utils
           nginx-dev clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev
           postfix)
+# Extra packages a caller needs on top (bench/install-bench-deps.sh), installed the same way.
+read -r -a extra <<<"${MAILSCALE_EXTRA_PACKAGES:-}"
+PACKAGES+=("${extra[@]}")
 
 python_needs_deb_pytest() {
     # True when python3 on PATH is Debian's own (or absent): then pytest comes from apt.

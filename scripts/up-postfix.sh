@@ -45,27 +45,8 @@ CONF
 cat >"$POSTFIX_DIR/etc/master.cf.new" <<CONF
 # Written by scripts/up-postfix.sh on every 'make up'.
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 CONF
+grep -v '^#' "$ROOT/scripts/postfix-master.cf" >>"$POSTFIX_DIR/etc/master.cf.new"
 changed=0
 for f in main.cf master.cf; do
     if ! cmp -s "$POSTFIX_DIR/etc/$f.new" "$POSTFIX_DIR/etc/$f"; then
