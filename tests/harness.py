@@ -150,11 +150,14 @@ DEFAULT_STORE = {
 class Server:
     def __init__(self, workdir: Path, material: Material, limits: dict | None = None,
                  tls: bool = True, env: dict | None = None, frontend: dict | None = None,
-                 store: dict | None = None):
+                 store: dict | None = None, replication: dict | None = None):
         """`frontend`, when given, becomes the `[frontend]` section (ticket logins), e.g.
-        {"ticket_key": "/path/ticket.key", "trusted": ["127.0.0.1"]}."""
+        {"ticket_key": "/path/ticket.key", "trusted": ["127.0.0.1"]}. `replication` becomes
+        the `[replication]` section as given (strings quoted, numbers as they are); a replica's
+        `listen` address is waited for by `start()`."""
         require_binary()
         self.frontend = frontend
+        self.replication = replication
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -204,11 +207,21 @@ class Server:
                   if "trusted" in self.frontend else []),
                 "",
             ])
+        if self.replication is not None:
+            text += "\n".join([
+                "[replication]",
+                *(f"{k} = {json.dumps(v if isinstance(v, (int, float)) else str(v))}"
+                  for k, v in self.replication.items()),
+                "",
+            ])
         self.config.write_text(text)
 
     def listening_ports(self) -> list[int]:
         names = ["imap", "pop3", "lmtp"] + (["imaps", "pop3s"] if self.tls else [])
-        return [self.ports[n] for n in names]
+        ports = [self.ports[n] for n in names]
+        if self.replication and self.replication.get("role") == "replica":
+            ports.append(int(str(self.replication["listen"]).rsplit(":", 1)[1]))
+        return ports
 
     def start(self, timeout: float = 20.0) -> "Server":
         log = open(self.log_path, "ab")

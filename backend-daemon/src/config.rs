@@ -26,6 +26,47 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logins from the frontends with signed tickets; absent: only the users file.
     pub frontend: Option<Frontend>,
+    /// Rolling replication to or from a partner backend; absent: a standalone backend.
+    pub replication: Option<Replication>,
+}
+
+/// `[replication]`: this backend's role in its pair, and the mutually authenticated TLS link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    pub role: Role,
+    /// Primary: the replica's replication listener.
+    pub partner: Option<String>,
+    /// Replica: where to accept the primary's connections.
+    pub listen: Option<SocketAddr>,
+    /// This side's certificate and key (PEM), signed by `ca`.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA both partners' certificates must chain to.
+    pub ca: PathBuf,
+    /// Primary: the name the replica's certificate must carry (default: `partner`'s host).
+    pub server_name: Option<String>,
+    /// How often the primary's worker polls the change log.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Replica,
+}
+
+fn default_interval_ms() -> u64 {
+    200
+}
+
+impl Config {
+    /// Whether this backend is a replica (read-only IMAP, no LMTP).
+    pub fn is_replica(&self) -> bool {
+        self.replication.as_ref().is_some_and(|r| r.role == Role::Replica)
+    }
 }
 
 /// `[frontend]`: the frontends (nginx + ngx-mailauth) log in with a signed ticket as password.
@@ -138,6 +179,23 @@ impl Config {
                 bail!("{}: frontend.trusted is empty: no frontend could log in with a ticket", path.display());
             }
         }
+        if let Some(r) = cfg.replication.as_mut() {
+            abs(&mut r.cert);
+            abs(&mut r.key);
+            abs(&mut r.ca);
+            match r.role {
+                Role::Primary if r.partner.is_none() => {
+                    bail!("{}: replication.partner (HOST:PORT) is required for role = \"primary\"", path.display())
+                }
+                Role::Replica if r.listen.is_none() => {
+                    bail!("{}: replication.listen (HOST:PORT) is required for role = \"replica\"", path.display())
+                }
+                _ => {}
+            }
+            if r.interval_ms == 0 {
+                bail!("{}: replication.interval_ms must be > 0", path.display());
+            }
+        }
         let l = &cfg.listen;
         if l.imap.is_none() && l.imaps.is_none() && l.pop3.is_none() && l.pop3s.is_none() && l.lmtp.is_none() {
             bail!("{}: [listen] names no listener (imap, imaps, pop3, pop3s, lmtp)", path.display());
@@ -200,5 +258,25 @@ mod tests {
         let f = c.frontend.unwrap();
         assert!(f.ticket_key.is_absolute());
         assert_eq!(f.trusted.len(), 2);
+    }
+
+    #[test]
+    fn replication_section() {
+        let base = "data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"127.0.0.1:1\"\n[replication]\n";
+        let tls = "cert = \"c\"\nkey = \"k\"\nca = \"ca\"\n";
+        let c = load(&format!("{base}role = \"primary\"\npartner = \"r:1\"\n{tls}")).unwrap();
+        let r = c.replication.as_ref().unwrap();
+        assert!(r.ca.is_absolute() && !c.is_replica());
+        assert_eq!(r.interval_ms, 200);
+        let c = load(&format!("{base}role = \"replica\"\nlisten = \"127.0.0.1:2\"\n{tls}")).unwrap();
+        assert!(c.is_replica());
+        let e = load(&format!("{base}role = \"primary\"\n{tls}"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("replication.partner"));
+        let e = load(&format!("{base}role = \"replica\"\n{tls}"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("replication.listen"));
+        let e = load(&format!("{base}role = \"primary\"\npartner = \"r:1\"\n{tls}bogus = 1\n"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("bogus"));
+        let e = load(&format!("{base}role = \"boss\"\npartner = \"r:1\"\n{tls}"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("role"));
     }
 }

@@ -9,6 +9,7 @@ pub mod imap;
 pub mod lmtp;
 pub mod net;
 pub mod pop3;
+pub mod repl;
 pub mod server;
 pub mod tls;
 

@@ -43,6 +43,13 @@ impl Ctx {
             Some(t) => Some(crate::tls::acceptor(&t.cert, &t.key)?),
             None => None,
         };
+        if let Some(r) = &cfg.replication {
+            // Fail at start, not in the worker, on unreadable or mismatched PEM files.
+            match r.role {
+                crate::config::Role::Primary => drop(crate::repl::conn::connector(r)?),
+                crate::config::Role::Replica => drop(crate::repl::conn::acceptor(r)?),
+            }
+        }
         let frontends = match &cfg.frontend {
             Some(f) => {
                 let key = mailscale_ticket::TicketKey::from_file(&f.ticket_key).context("frontend.ticket_key")?;
@@ -104,6 +111,22 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
         }
     }
     spawn_purge(ctx.clone());
+    if let Some(r) = &ctx.cfg.replication {
+        let repl_sock = match r.role {
+            crate::config::Role::Replica => Some(crate::repl::server::bind(&ctx).await?),
+            crate::config::Role::Primary => None,
+        };
+        let c = ctx.clone();
+        tokio::spawn(async move {
+            let result = match repl_sock {
+                None => crate::repl::client::run(c).await,
+                Some(sock) => crate::repl::server::run(c, sock).await,
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %format!("{e:#}"), "replication stopped");
+            }
+        });
+    }
     let mut tasks = Vec::new();
     for (sock, proto, implicit_tls) in listeners {
         let ctx = ctx.clone();

@@ -97,7 +97,7 @@ pub struct MailboxRecord {
 }
 
 /// Index entry of one message in one mailbox.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct MessageRecord {
     pub guid: Guid,
     pub size: u32,

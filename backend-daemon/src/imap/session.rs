@@ -176,6 +176,24 @@ fn command_name(body: &CommandBody<'_>) -> &'static str {
     body.name()
 }
 
+/// Commands that change the store, refused on a replica (its store follows the primary's).
+fn writes(body: &CommandBody<'_>) -> bool {
+    matches!(
+        body,
+        CommandBody::Store { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Append { .. }
+            | CommandBody::Create { .. }
+            | CommandBody::Delete { .. }
+            | CommandBody::Rename { .. }
+            | CommandBody::Subscribe { .. }
+            | CommandBody::Unsubscribe { .. }
+    )
+}
+
 impl Session {
     pub fn new(ctx: Arc<Ctx>, tls: bool, peer: IpAddr) -> Self {
         Session { ctx, state: State::NotAuthenticated, tls, peer, failures: 0 }
@@ -322,8 +340,15 @@ impl Session {
             }
             State::Authenticated { user } | State::Selected { user, .. } => user.clone(),
         };
+        let replica = self.ctx.cfg.is_replica();
+        if replica && writes(&body) {
+            return Err(
+                Refusal::no(format!("{name}: this backend is a replica; write on the primary")).with(Rc::ReadOnly)
+            );
+        }
         match body {
-            CommandBody::Select { mailbox, .. } => self.select(&user, &mailbox, false, conn),
+            // A replica's mailboxes change only through replication: SELECT is EXAMINE there.
+            CommandBody::Select { mailbox, .. } => self.select(&user, &mailbox, replica, conn),
             CommandBody::Examine { mailbox, .. } => self.select(&user, &mailbox, true, conn),
             CommandBody::Create { mailbox } => {
                 let n = mailbox_name(&mailbox)?;

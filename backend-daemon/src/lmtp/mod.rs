@@ -23,6 +23,11 @@ use crate::server::Ctx;
 /// Socket errors and write timeouts; they end this connection only.
 pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::Result<()> {
     let lim = &ctx.cfg.limits;
+    if ctx.cfg.is_replica() {
+        // RFC 5321 3.8: 421 at connect; the client retries, or delivers to the primary.
+        conn.send(&Reply::new(421, "4.3.0", "this backend is a replica; deliver to the primary").to_bytes()).await?;
+        return Ok(());
+    }
     let mut session = Session::new(&ctx.cfg.hostname, lim.max_literal_bytes);
     conn.send(&session.greeting().to_bytes()).await?;
     loop {

@@ -122,11 +122,17 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
                 }
             }
             Action::Update { user, mailbox, seen, deleted } => {
+                let replica = ctx.cfg.is_replica();
                 let result = match store.as_ref() {
+                    _ if replica => Ok(0),
                     Some(us) => crate::blocking(|| update(us, mailbox, &seen, &deleted)),
                     None => Err(mailstore::Error::Corrupt("no maildrop open".into())),
                 };
                 let reply = match result {
+                    // A replica's store follows its primary's: nothing is marked or removed here.
+                    _ if replica && !deleted.is_empty() => {
+                        err("[SYS/PERM] this backend is a replica; nothing deleted, delete on the primary")
+                    }
                     Ok(n) => {
                         tracing::info!(deleted = n, seen = seen.len(), "quit, maildrop updated");
                         ok(&format!("{} signing off ({n} messages deleted)", ctx.cfg.hostname))

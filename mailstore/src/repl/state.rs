@@ -12,7 +12,7 @@ use crate::Error;
 
 /// A mailbox as replication partners compare it. Two mailboxes are in sync when
 /// [`MailboxState::same_as`] holds; `id` is the local key and is not compared.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MailboxState {
     pub id: u32,
     pub unique_id: String,
