@@ -157,13 +157,20 @@ async fn sync_user(store: &Store, link: &mut Link, user: &Username) -> Result<us
         if local(crate::blocking(|| p.user_state_digest()))? == digest {
             return Ok(sent);
         }
-        let ops = plan(&p, link, user, &mailboxes, &subscriptions, full).await?;
+        let (ops, missing) = plan(&p, link, user, &mailboxes, &subscriptions, full).await?;
         sent += ops.len();
         let mut batch = Vec::new();
         let mut bytes = 0;
         let mut last = None;
         let n = ops.len();
-        for (i, op) in ops.into_iter().enumerate() {
+        // Content is read batch by batch, so a catch-up holds at most one batch in memory.
+        let mut sending = BTreeSet::new();
+        for (i, mut op) in ops.into_iter().enumerate() {
+            if let Op::Message { record, raw, .. } = &mut op {
+                if missing.contains(&record.guid) && sending.insert(record.guid) {
+                    *raw = Some(local(crate::blocking(|| p.read_message(&record.guid)))?);
+                }
+            }
             bytes += op.content_len();
             batch.push(op);
             if bytes >= wire::BATCH_BYTES || i + 1 == n {
@@ -186,8 +193,8 @@ async fn sync_user(store: &Store, link: &mut Link, user: &Username) -> Result<us
 
 /// The ops that bring the replica from `rs` to this side's state, as the mailstore sync test
 /// computes them: mailboxes by unique id, records above the replica's HIGHESTMODSEQ (all when
-/// `full`), expunges, counters, deletions, `\Noselect` parents, subscriptions. Content travels
-/// only for GUIDs the replica lacks.
+/// `full`), expunges, counters, deletions, `\Noselect` parents, subscriptions; and the GUIDs
+/// the replica lacks, the only ones whose content travels (once each).
 async fn plan(
     p: &Arc<UserStore>,
     link: &mut Link,
@@ -195,7 +202,7 @@ async fn plan(
     rs: &[MailboxState],
     rsubs: &[String],
     full: bool,
-) -> Result<Vec<Op>, SyncError> {
+) -> Result<(Vec<Op>, BTreeSet<Guid>), SyncError> {
     let ps = local(crate::blocking(|| p.mailbox_states()))?;
     let mut ops = Vec::new();
     let mut wanted: BTreeSet<Guid> = BTreeSet::new();
@@ -275,20 +282,14 @@ async fn plan(
     if subs != rsubs {
         ops.push(Op::Subscriptions(subs));
     }
-    if !wanted.is_empty() {
+    let missing = if wanted.is_empty() {
+        BTreeSet::new()
+    } else {
         let req = Request::HaveGuids { user: user.as_str().into(), guids: wanted.into_iter().collect() };
-        let missing: BTreeSet<Guid> = match link.call(&req).await? {
+        match link.call(&req).await? {
             Response::Missing(m) => m.into_iter().collect(),
             other => return Err(unexpected(other)),
-        };
-        let mut sending = BTreeSet::new();
-        for op in &mut ops {
-            if let Op::Message { record, raw, .. } = op {
-                if missing.contains(&record.guid) && sending.insert(record.guid) {
-                    *raw = Some(local(crate::blocking(|| p.read_message(&record.guid)))?);
-                }
-            }
         }
-    }
-    Ok(ops)
+    };
+    Ok((ops, missing))
 }
