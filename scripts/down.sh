@@ -3,7 +3,7 @@
 # instance (SIGTERM; for nginx first SIGQUIT, a graceful stop, then SIGTERM; SIGKILL when a
 # process is still there 10 s after the last signal).
 #
-#   scripts/down.sh [all|postfix|nginx|redis|rolesd|mailstored]      (default: all, in that order)
+#   scripts/down.sh [all|postfix|nginx|redis|rolesd|mailstored|replica]      (default: all, in that order)
 #
 # Succeeds when nothing is running. Data in run/ is kept. Only processes named by up.sh's
 # pidfiles are signalled, and only when the pid still runs the expected binary.
@@ -48,8 +48,8 @@ stop() {
 }
 
 case "$WHAT" in
-    all|postfix|nginx|redis|rolesd|mailstored) ;;
-    *) log "usage: $0 [all|postfix|nginx|redis|rolesd|mailstored]"; exit 2 ;;
+    all|postfix|nginx|redis|rolesd|mailstored|replica) ;;
+    *) log "usage: $0 [all|postfix|nginx|redis|rolesd|mailstored|replica]"; exit 2 ;;
 esac
 
 if [ "$WHAT" = all ] || [ "$WHAT" = postfix ]; then
@@ -76,4 +76,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = rolesd ]; then
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = mailstored ]; then
     stop "mailstored \"$INSTANCE\"" "$DIR/mailstored.pid" mailstored "TERM"
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = replica ]; then
+    stop "mailstored \"replica\"" "$ROOT/run/replica/mailstored.pid" mailstored "TERM"
 fi

@@ -117,6 +117,25 @@ fi
 chmod 640 "$TICKET_KEY"
 share "$TICKET_KEY"
 
+# --- replication certificates: a private CA, one certificate per partner (mutual TLS) -----------
+REPL_DIR="$RUN/repl"
+if [ ! -s "$REPL_DIR/ca.pem" ]; then
+    log "replication: private CA and partner certificates in $REPL_DIR"
+    mkdir -p "$REPL_DIR" && chmod 700 "$REPL_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "/CN=mailscale replication CA" -keyout "$REPL_DIR/ca.key" -out "$REPL_DIR/ca.pem" 2>/dev/null \
+        || die "openssl could not create the replication CA"
+    for side in primary replica; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$side" \
+            -keyout "$REPL_DIR/$side.key" -out "$REPL_DIR/$side.csr" 2>/dev/null \
+            && openssl x509 -req -in "$REPL_DIR/$side.csr" -CA "$REPL_DIR/ca.pem" -CAkey "$REPL_DIR/ca.key" \
+                -CAcreateserial -days 3650 -out "$REPL_DIR/$side.pem" \
+                -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n') 2>/dev/null \
+            || die "openssl could not create the $side replication certificate"
+        rm -f "$REPL_DIR/$side.csr"
+    done
+fi
+
 # --- config ------------------------------------------------------------------------------------
 {
     cat "$TEMPLATE"
@@ -127,6 +146,15 @@ share "$TICKET_KEY"
 [frontend]
 ticket_key = "../ticket.key"
 trusted = ["127.0.0.1"]
+
+# Added by scripts/up.sh: rolling replication to the replica of run/replica/.
+[replication]
+role = "primary"
+partner = "127.0.0.1:11200"
+server_name = "127.0.0.1"
+cert = "../repl/primary.pem"
+key = "../repl/primary.key"
+ca = "../repl/ca.pem"
 TOML
 } >"$CONF.new"
 if cmp -s "$CONF.new" "$CONF"; then
@@ -217,6 +245,9 @@ for ep in "${ENDPOINTS[@]}"; do
         sleep 0.2
     done
 done
+
+# --- the replica ---------------------------------------------------------------------------------
+. "$ROOT/scripts/up-replica.sh"
 
 # === frontend ===================================================================================
 
@@ -350,6 +381,10 @@ Roles (who lives where): written on the primary, replicated over TLS to the foll
   $MAILCTL roles --db $ROLES_PRIMARY_DB set demo2 primary     # reaches nginx and Postfix within a second
   $ROLESD status --status 127.0.0.1:$ROLES_STATUS_PORT     # replication lag (Nagios style)
   files  $ROLESD_DIR/ (primary.log, follower.log, token, cert.pem)
+
+Its replica (run/replica/, read-only IMAP, LMTP refused, fed by the primary over mutual TLS):
+  IMAP   127.0.0.1:11143    POP3   127.0.0.1:11110    LMTP   127.0.0.1:11024 (refused: it is a replica)
+  python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1",11143); m.login("demo1","demo"); print(m.select("INBOX")); m.logout()'
 
 mailstored "$INSTANCE" (pid $pid), straight to the backend:
   IMAP   127.0.0.1:10143  (STARTTLS)      IMAPS  127.0.0.1:10993
