@@ -141,7 +141,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
 
 /// A listening socket with SO_REUSEADDR (restart without waiting for TIME_WAIT) and a backlog
 /// sized for login storms after a frontend failover, not the 128 of a plain `bind`.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     sock.set_reuseaddr(true)?;
     sock.set_nodelay(true)?;
@@ -149,18 +149,26 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     sock.listen(1024)
 }
 
-async fn accept_loop(ctx: Arc<Ctx>, sock: TcpListener, proto: Proto, implicit_tls: bool, limit: Arc<Semaphore>) {
+/// The next connection, with TCP_NODELAY (latency matters more than packet count here); a
+/// failed accept (e.g. out of file descriptors) is logged and retried after a short pause.
+pub async fn accept(sock: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
-        let (tcp, peer) = match sock.accept().await {
-            Ok(x) => x,
+        match sock.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return (tcp, peer);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        // Latency matters more than packet count for interactive protocols.
-        let _ = tcp.set_nodelay(true);
+        }
+    }
+}
+
+async fn accept_loop(ctx: Arc<Ctx>, sock: TcpListener, proto: Proto, implicit_tls: bool, limit: Arc<Semaphore>) {
+    loop {
+        let (tcp, peer) = accept(&sock).await;
         let ctx = ctx.clone();
         let permit = limit.clone().try_acquire_owned();
         let span = tracing::info_span!("conn", proto = proto.name(), %peer, session = tracing::field::Empty, user = tracing::field::Empty);

@@ -4,33 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use anyhow::Context;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::wire;
 use crate::config::Replication;
-
-fn certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .with_context(|| format!("bad PEM in {}", path.display()))?;
-    if certs.is_empty() {
-        bail!("no certificate in {}", path.display());
-    }
-    Ok(certs)
-}
-
-fn key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-    ))
-    .with_context(|| format!("bad PEM in {}", path.display()))?
-    .with_context(|| format!("no private key in {}", path.display()))
-}
+use crate::tls::{certs, key};
 
 fn roots(ca: &Path) -> anyhow::Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();

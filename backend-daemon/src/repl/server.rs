@@ -20,9 +20,7 @@ use crate::server::Ctx;
 pub async fn bind(ctx: &Ctx) -> anyhow::Result<tokio::net::TcpListener> {
     let r = ctx.cfg.replication.as_ref().context("no [replication] section")?;
     let addr = r.listen.context("replication.listen is required for a replica")?;
-    let sock = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (replication.listen)"))?;
+    let sock = crate::server::listen(addr).with_context(|| format!("cannot listen on {addr} (replication.listen)"))?;
     tracing::info!(%addr, proto = "repl", "listening");
     Ok(sock)
 }
@@ -36,15 +34,7 @@ pub async fn run(ctx: Arc<Ctx>, sock: tokio::net::TcpListener) -> anyhow::Result
     let acceptor = super::conn::acceptor(r)?;
     let max = wire::max_frame(ctx.cfg.limits.max_literal_bytes);
     loop {
-        let (tcp, peer) = match sock.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+        let (tcp, peer) = crate::server::accept(&sock).await;
         let (acceptor, store) = (acceptor.clone(), ctx.store.clone());
         let span = tracing::info_span!("conn", proto = "repl", %peer);
         tokio::spawn(
