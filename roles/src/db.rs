@@ -399,26 +399,9 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
-
     use super::*;
+    use crate::test_support::{active, backend};
     use crate::BackendState;
-
-    fn backend(name: &str, partner: Option<&str>) -> Backend {
-        Backend {
-            name: name.into(),
-            ip: "127.0.0.1".parse::<IpAddr>().unwrap(),
-            imap: 1143,
-            pop3: 1110,
-            lmtp: 1024,
-            partner: partner.map(Into::into),
-            state: BackendState::Up,
-        }
-    }
-
-    fn active(b: &str) -> UserRole {
-        UserRole { backend: b.into(), state: UserState::Active }
-    }
 
     #[test]
     fn shareable_between_threads() {

@@ -24,6 +24,8 @@
 
 mod db;
 mod replica;
+#[cfg(test)]
+mod test_support;
 mod types;
 
 pub use db::{Roles, Writer};

@@ -157,31 +157,13 @@ impl Roles {
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
-
     use super::*;
-    use crate::{BackendState, UserState};
-
-    fn backend(name: &str) -> Backend {
-        Backend {
-            name: name.into(),
-            ip: "127.0.0.1".parse::<IpAddr>().unwrap(),
-            imap: 1143,
-            pop3: 1110,
-            lmtp: 1024,
-            partner: None,
-            state: BackendState::Up,
-        }
-    }
-
-    fn active(b: &str) -> UserRole {
-        UserRole { backend: b.into(), state: UserState::Active }
-    }
+    use crate::test_support::{active, backend};
 
     fn primary() -> (tempfile::TempDir, Roles) {
         let dir = tempfile::tempdir().unwrap();
         let roles = Roles::open(dir.path()).unwrap();
-        roles.set_backend(backend("a1")).unwrap();
+        roles.set_backend(backend("a1", None)).unwrap();
         roles
             .write(|w| {
                 for i in 0..50 {
@@ -229,7 +211,7 @@ mod tests {
         let (_d, p) = primary();
         let dir = tempfile::tempdir().unwrap();
         let f = Roles::open(dir.path()).unwrap();
-        f.set_backend(backend("stale")).unwrap();
+        f.set_backend(backend("stale", None)).unwrap();
         f.set_user("ghost", active("stale")).unwrap();
         let snap = p.snapshot().unwrap();
         assert_eq!(snap.seq, 52);
