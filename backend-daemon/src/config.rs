@@ -28,6 +28,19 @@ pub struct Config {
     pub frontend: Option<Frontend>,
     /// Rolling replication to or from a partner backend; absent: a standalone backend.
     pub replication: Option<Replication>,
+    /// The operators' HTTP API (`mailctl repl`, `mailctl failover`, metrics); absent: none.
+    pub admin: Option<Admin>,
+}
+
+/// `[admin]`: a small HTTP API for `mailctl` and monitoring (JSON; Prometheus text on
+/// `/metrics`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// A file holding the bearer token `mailctl` must send (`--token-file`); required unless
+    /// `listen` is a loopback address.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[replication]`: this backend's role in its pair, and the mutually authenticated TLS link.
@@ -35,9 +48,11 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Replication {
     pub role: Role,
-    /// Primary: the replica's replication listener.
+    /// The partner's replication listener (needed by a primary; on a replica too, so that it
+    /// can replicate back once promoted).
     pub partner: Option<String>,
-    /// Replica: where to accept the primary's connections.
+    /// Where to accept the partner's connections (needed by a replica; on a primary too, so that
+    /// it can take the partner's updates once demoted, at fail-back).
     pub listen: Option<SocketAddr>,
     /// This side's certificate and key (PEM), signed by `ca`.
     pub cert: PathBuf,
@@ -49,13 +64,44 @@ pub struct Replication {
     /// How often the primary's worker polls the change log.
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
+    /// `async`: LMTP 250 / APPEND OK once durable here, the replica follows. `sync`: only once
+    /// the replica holds the change durably too.
+    #[serde(default)]
+    pub mode: SyncMode,
+    /// Synchronous mode with the replica unreachable or too slow: `tempfail` (LMTP 451, APPEND
+    /// NO [UNAVAILABLE]) or `async` (acknowledge anyway, log an error, report "degraded").
+    #[serde(default)]
+    pub unreachable: Unreachable,
+    /// Synchronous mode: how long a write waits for the replica.
+    #[serde(default = "default_sync_timeout_ms")]
+    pub sync_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Primary,
     Replica,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Async,
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unreachable {
+    #[default]
+    Tempfail,
+    Async,
+}
+
+fn default_sync_timeout_ms() -> u64 {
+    5000
 }
 
 fn default_interval_ms() -> u64 {
@@ -195,6 +241,20 @@ impl Config {
             if r.interval_ms == 0 {
                 bail!("{}: replication.interval_ms must be > 0", path.display());
             }
+            if r.sync_timeout_ms == 0 {
+                bail!("{}: replication.sync_timeout_ms must be > 0", path.display());
+            }
+        }
+        if let Some(a) = cfg.admin.as_mut() {
+            match a.token_file.as_mut() {
+                Some(t) => abs(t),
+                None if !a.listen.ip().is_loopback() => bail!(
+                    "{}: admin.token_file is required when admin.listen ({}) is not a loopback address",
+                    path.display(),
+                    a.listen
+                ),
+                None => {}
+            }
         }
         let l = &cfg.listen;
         if l.imap.is_none() && l.imaps.is_none() && l.pop3.is_none() && l.pop3s.is_none() && l.lmtp.is_none() {
@@ -278,5 +338,24 @@ mod tests {
         assert!(format!("{:#}", e.unwrap_err()).contains("bogus"));
         let e = load(&format!("{base}role = \"boss\"\npartner = \"r:1\"\n{tls}"));
         assert!(format!("{:#}", e.unwrap_err()).contains("role"));
+        let c = load(&format!(
+            "{base}role = \"primary\"\npartner = \"r:1\"\nmode = \"sync\"\nunreachable = \"async\"\n{tls}"
+        ))
+        .unwrap();
+        let r = c.replication.unwrap();
+        assert_eq!((r.mode, r.unreachable, r.sync_timeout_ms), (SyncMode::Sync, Unreachable::Async, 5000));
+        let e = load(&format!("{base}role = \"primary\"\npartner = \"r:1\"\nmode = \"eventually\"\n{tls}"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("mode"));
+    }
+
+    #[test]
+    fn admin_section() {
+        let base = "data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nimap = \"127.0.0.1:1\"\n[admin]\n";
+        let c = load(&format!("{base}listen = \"127.0.0.1:10180\"\n")).unwrap();
+        assert!(c.admin.unwrap().token_file.is_none());
+        let e = load(&format!("{base}listen = \"0.0.0.0:10180\"\n"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("admin.token_file"));
+        let c = load(&format!("{base}listen = \"0.0.0.0:10180\"\ntoken_file = \"t\"\n")).unwrap();
+        assert!(c.admin.unwrap().token_file.unwrap().is_absolute());
     }
 }

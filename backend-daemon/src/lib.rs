@@ -2,6 +2,7 @@
 //! session pair with a thin connection shell ([`net::Conn`]).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod frontend;

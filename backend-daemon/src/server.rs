@@ -24,6 +24,8 @@ pub struct Ctx {
     pub tls: Option<TlsAcceptor>,
     /// Ticket logins from the frontends (`[frontend]`), when configured.
     pub frontends: Option<Frontends>,
+    /// This backend's role in its pair, the link's health, synchronous writers' waits.
+    pub repl: crate::repl::state::ReplState,
 }
 
 impl Ctx {
@@ -45,11 +47,10 @@ impl Ctx {
         };
         if let Some(r) = &cfg.replication {
             // Fail at start, not in the worker, on unreadable or mismatched PEM files.
-            match r.role {
-                crate::config::Role::Primary => drop(crate::repl::conn::connector(r)?),
-                crate::config::Role::Replica => drop(crate::repl::conn::acceptor(r)?),
-            }
+            drop(crate::repl::conn::connector(r)?);
+            drop(crate::repl::conn::acceptor(r)?);
         }
+        let repl = crate::repl::state::ReplState::load(&cfg.data_dir, cfg.replication.as_ref())?;
         let frontends = match &cfg.frontend {
             Some(f) => {
                 let key = mailscale_ticket::TicketKey::from_file(&f.ticket_key).context("frontend.ticket_key")?;
@@ -57,7 +58,7 @@ impl Ctx {
             }
             None => None,
         };
-        Ok(Arc::new(Ctx { cfg, store: Arc::new(store), users: Arc::new(users), tls, frontends }))
+        Ok(Arc::new(Ctx { cfg, store: Arc::new(store), users: Arc::new(users), tls, frontends, repl }))
     }
 }
 
@@ -112,20 +113,30 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
     }
     spawn_purge(ctx.clone());
     if let Some(r) = &ctx.cfg.replication {
-        let repl_sock = match r.role {
-            crate::config::Role::Replica => Some(crate::repl::server::bind(&ctx).await?),
-            crate::config::Role::Primary => None,
-        };
-        let c = ctx.clone();
-        tokio::spawn(async move {
-            let result = match repl_sock {
-                None => crate::repl::client::run(c).await,
-                Some(sock) => crate::repl::server::run(c, sock).await,
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %format!("{e:#}"), "replication stopped");
-            }
-        });
+        // Both halves wherever they are configured: the role decides at run time which one
+        // works (a primary's listener fences off stale partners; a replica's worker idles).
+        if r.listen.is_some() {
+            let sock = crate::repl::server::bind(&ctx).await?;
+            let c = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::repl::server::run(c, sock).await {
+                    tracing::error!(error = %format!("{e:#}"), "replication listener stopped");
+                }
+            });
+        }
+        if r.partner.is_some() {
+            let c = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::repl::client::run(c).await {
+                    tracing::error!(error = %format!("{e:#}"), "replication worker stopped");
+                }
+            });
+        }
+    }
+    if let Some(a) = &ctx.cfg.admin {
+        let sock = listen(a.listen).with_context(|| format!("cannot listen on {} (admin.listen)", a.listen))?;
+        tracing::info!(addr = %a.listen, proto = "admin", "listening");
+        tokio::spawn(crate::admin::run(ctx.clone(), sock));
     }
     let mut tasks = Vec::new();
     for (sock, proto, implicit_tls) in listeners {

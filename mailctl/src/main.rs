@@ -3,6 +3,7 @@
 
 mod args;
 mod ldap_import;
+mod repl_cmd;
 mod roles_cmd;
 mod ticket_cmd;
 
@@ -35,7 +36,18 @@ usage:
   mailctl ticket issue --key FILE --user USER [--ttl SECONDS] [--now UNIX]
                                              (ttl 0 or negative: an already expired ticket)
   mailctl ticket verify --key FILE TICKET
---db may also come from MAILCTL_ROLES_DB.";
+  mailctl repl status --admin NAME=HOST:PORT[,...] [--json]
+                                             (role, epoch, link, pending users, lag of each backend)
+  mailctl repl sync --user USER [--full] --admin NAME=HOST:PORT[,...]
+                                             (compare USER now on the primary; --full checks every
+                                              record and message file; repairs what differs)
+  mailctl check repl --warn SECONDS --crit SECONDS --admin NAME=HOST:PORT[,...]
+                                             (Nagios: one line with perfdata, exit 0/1/2/3)
+  mailctl failover BACKEND --db DIR --admin BACKEND=HOST:PORT,PARTNER=HOST:PORT
+                                             (demote BACKEND if it answers, promote its partner,
+                                              mark BACKEND failover in roles)
+--db may also come from MAILCTL_ROLES_DB, --admin from MAILCTL_ADMIN; --token-file FILE (or
+MAILCTL_ADMIN_TOKEN_FILE) holds the admin API's bearer token where the backends require one.";
 
 fn main() -> ExitCode {
     let args = Args::new(std::env::args().skip(1));
@@ -57,6 +69,16 @@ fn run(mut args: Args) -> Result<()> {
         "roles" => roles_cmd::run(args),
         "ticket-key" => ticket_cmd::run_key(args),
         "ticket" => ticket_cmd::run(args),
+        "repl" => repl_cmd::run(args),
+        "failover" => repl_cmd::failover(args),
+        // A Nagios plugin: a usage error is UNKNOWN (3), not 1 (WARNING).
+        "check" => match repl_cmd::check(args) {
+            Ok(code) => std::process::exit(i32::from(code)),
+            Err(e) => {
+                println!("REPL UNKNOWN - {}", format!("{e:#}").replace('\n', " "));
+                std::process::exit(3);
+            }
+        },
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

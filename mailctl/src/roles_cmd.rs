@@ -10,11 +10,16 @@ use mailscale_roles::{Backend, BackendState, Roles, UserRole, UserState};
 use crate::args::Args;
 use crate::ldap_import;
 
-pub fn run(mut args: Args) -> Result<()> {
-    let db: PathBuf = match args.option("db")? {
+/// `--db DIR`, or `MAILCTL_ROLES_DB`.
+pub fn db_dir(args: &mut Args) -> Result<PathBuf> {
+    Ok(match args.option("db")? {
         Some(d) => d.into(),
         None => std::env::var_os("MAILCTL_ROLES_DB").context("--db DIR is required (or set MAILCTL_ROLES_DB)")?.into(),
-    };
+    })
+}
+
+pub fn run(mut args: Args) -> Result<()> {
+    let db = db_dir(&mut args)?;
     let sub =
         args.positional("roles subcommand (set, get, list, delete, import, import-ldap, export, backend, seq)")?;
     let dry_run = sub == "import-ldap" && args.flag("dry-run");

@@ -36,7 +36,7 @@ pub struct Stored {
 }
 
 impl UserStore {
-    fn bump(m: &mut MailboxRecord) -> u64 {
+    pub(crate) fn bump(m: &mut MailboxRecord) -> u64 {
         m.highestmodseq += 1;
         m.highestmodseq
     }

@@ -83,8 +83,34 @@ impl Store {
     ///
     /// # Errors
     /// LMDB errors of the log.
-    pub fn ack_user(&self, user: &Username, mark: u64) -> Result<bool, Error> {
-        self.log.ack(user, mark)
+    pub fn ack_user(&self, user: &Username, mark: u64, synced_at_ms: u64) -> Result<bool, Error> {
+        self.log.ack(user, mark, synced_at_ms)
+    }
+
+    /// The user's pending mark (`None`: nothing of it waits for the replica). A writer that
+    /// reads this after its commit and sees [`Store::changed_users`] hand out a mark at least as
+    /// high knows that sync read its change.
+    ///
+    /// # Errors
+    /// LMDB errors of the log.
+    pub fn mark_of(&self, user: &Username) -> Result<Option<u64>, Error> {
+        self.log.mark_of(user)
+    }
+
+    /// Unix milliseconds of the oldest change the replica does not hold yet, if any.
+    ///
+    /// # Errors
+    /// LMDB errors of the log.
+    pub fn oldest_pending_ms(&self) -> Result<Option<u64>, Error> {
+        self.log.oldest_ms()
+    }
+
+    /// When `user`'s oldest pending change was logged (unix ms), if it is pending.
+    ///
+    /// # Errors
+    /// LMDB errors of the log.
+    pub fn pending_since_ms(&self, user: &Username) -> Result<Option<u64>, Error> {
+        self.log.since_of(user)
     }
 
     /// Marks `user` changed by hand (`mailctl repl sync --user`, a failed sync to retry).

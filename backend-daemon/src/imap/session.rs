@@ -340,7 +340,7 @@ impl Session {
             }
             State::Authenticated { user } | State::Selected { user, .. } => user.clone(),
         };
-        let replica = self.ctx.cfg.is_replica();
+        let replica = self.ctx.repl.is_replica();
         if replica && writes(&body) {
             return Err(
                 Refusal::no(format!("{name}: this backend is a replica; write on the primary")).with(Rc::ReadOnly)
@@ -407,12 +407,25 @@ impl Session {
                 if bytes.is_empty() {
                     return Err(Refusal::no("Empty message refused"));
                 }
+                if self.ctx.repl.admit_write().is_err() {
+                    return Err(Refusal::no(
+                        "APPEND: the replica is unreachable (synchronous replication); try again later",
+                    )
+                    .with(Rc::Unavailable));
+                }
                 let a = crate::blocking(|| user.append(&n, bytes, f, date)).map_err(|e| match e {
                     mailstore::Error::NoSuchMailbox(m) => {
                         Refusal::no(format!("Mailbox does not exist: {m}")).with(Rc::TryCreate)
                     }
                     e => e.into(),
                 })?;
+                if let Err(why) = self.ctx.repl.wait_replicated(&self.ctx.store, user.user()).await {
+                    tracing::error!(reason = ?why, uid = a.uid, "APPEND stored here but not confirmed by the replica");
+                    return Err(Refusal::no(
+                        "APPEND: stored, but the replica did not confirm it (synchronous replication); it may appear twice if you retry",
+                    )
+                    .with(Rc::Unavailable));
+                }
                 Ok(Done::with(Rc::AppendUid(a.uidvalidity, a.uid), "APPEND completed"))
             }
             CommandBody::Namespace => {

@@ -23,7 +23,7 @@ use crate::server::Ctx;
 /// Socket errors and write timeouts; they end this connection only.
 pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::Result<()> {
     let lim = &ctx.cfg.limits;
-    if ctx.cfg.is_replica() {
+    if ctx.repl.is_replica() {
         // RFC 5321 3.8: 421 at connect; the client retries, or delivers to the primary.
         conn.send(&Reply::new(421, "4.3.0", "this backend is a replica; deliver to the primary").to_bytes()).await?;
         return Ok(());
@@ -57,7 +57,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, _peer: SocketAddr) -> anyhow::
                 let Some(message) = read_data(&ctx, &mut conn).await? else {
                     return Ok(());
                 };
-                for r in deliver(&ctx, &from, &rcpts, message.as_deref()) {
+                for r in deliver(&ctx, &from, &rcpts, message.as_deref()).await {
                     conn.queue(&r.to_bytes());
                 }
             }
@@ -98,37 +98,71 @@ async fn read_data(ctx: &Ctx, conn: &mut Conn) -> std::io::Result<Option<Option<
     }
 }
 
-/// Stores one copy per recipient and returns their replies in order (RFC 2033 4.2).
-fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u8]>) -> Vec<Reply> {
+/// Stores one copy per recipient and returns their replies in order (RFC 2033 4.2). In
+/// synchronous replication mode a recipient gets 250 only once the replica holds its copy too.
+async fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u8]>) -> Vec<Reply> {
     let Some(message) = message else {
         tracing::info!(limit = ctx.cfg.limits.max_literal_bytes, "message over the size limit refused");
         let too_big = format!("Message too big: the limit is {} bytes", ctx.cfg.limits.max_literal_bytes);
         return rcpts.iter().map(|_| Reply::new(552, "5.3.4", too_big.clone())).collect();
     };
-    rcpts
-        .iter()
-        .map(|rcpt| {
-            let started = Instant::now();
-            let bytes = with_trace_headers(from, &rcpt.address, message);
-            let stored = crate::blocking(|| {
-                ctx.store.user(&rcpt.user)?.append(&MailboxName::inbox(), &bytes, Flags::default(), None)
-            });
-            match stored {
-                Ok(a) => {
-                    tracing::info!(
-                        user = %rcpt.user,
-                        size = bytes.len(),
-                        uid = a.uid,
-                        ms = started.elapsed().as_millis() as u64,
-                        "delivered"
-                    );
-                    Reply::new(250, "2.0.0", format!("<{}> delivered, uid {}", rcpt.address, a.uid))
-                }
-                Err(e) => {
-                    tracing::error!(user = %rcpt.user, size = bytes.len(), error = %e, "delivery failed");
-                    Reply::new(451, "4.3.0", format!("<{}>: temporary failure", rcpt.address))
-                }
+    let mut replies: Vec<Result<Reply, (&Recipient, u32)>> = Vec::new();
+    for rcpt in rcpts {
+        if ctx.repl.is_replica() {
+            replies.push(Ok(Reply::new(451, "4.3.0", "this backend became a replica; deliver to the primary")));
+            continue;
+        }
+        if ctx.repl.admit_write().is_err() {
+            tracing::warn!(user = %rcpt.user, "delivery refused: synchronous replication and the replica is unreachable");
+            replies.push(Ok(Reply::new(
+                451,
+                "4.4.3",
+                format!("<{}>: replica unreachable (synchronous replication), try again later", rcpt.address),
+            )));
+            continue;
+        }
+        let started = Instant::now();
+        let bytes = with_trace_headers(from, &rcpt.address, message);
+        let stored = crate::blocking(|| {
+            ctx.store.user(&rcpt.user)?.append(&MailboxName::inbox(), &bytes, Flags::default(), None)
+        });
+        replies.push(match stored {
+            Ok(a) => {
+                tracing::info!(
+                    user = %rcpt.user,
+                    size = bytes.len(),
+                    uid = a.uid,
+                    ms = started.elapsed().as_millis() as u64,
+                    "delivered"
+                );
+                Err((rcpt, a.uid))
             }
-        })
-        .collect()
+            Err(e) => {
+                tracing::error!(user = %rcpt.user, size = bytes.len(), error = %e, "delivery failed");
+                Ok(Reply::new(451, "4.3.0", format!("<{}>: temporary failure", rcpt.address)))
+            }
+        });
+    }
+    let mut out = Vec::with_capacity(replies.len());
+    for r in replies {
+        out.push(match r {
+            Ok(reply) => reply,
+            Err((rcpt, uid)) => match ctx.repl.wait_replicated(&ctx.store, &rcpt.user).await {
+                Ok(()) => Reply::new(250, "2.0.0", format!("<{}> delivered, uid {uid}", rcpt.address)),
+                Err(why) => {
+                    tracing::error!(user = %rcpt.user, reason = ?why,
+                        "stored here but the replica did not confirm it: answered 451 (the retry may duplicate it)");
+                    Reply::new(
+                        451,
+                        "4.4.3",
+                        format!(
+                            "<{}>: not confirmed by the replica (synchronous replication), try again later",
+                            rcpt.address
+                        ),
+                    )
+                }
+            },
+        });
+    }
+    out
 }

@@ -122,7 +122,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
                 }
             }
             Action::Update { user, mailbox, seen, deleted } => {
-                let replica = ctx.cfg.is_replica();
+                let replica = ctx.repl.is_replica();
                 let result = match store.as_ref() {
                     _ if replica => Ok(0),
                     Some(us) => crate::blocking(|| update(us, mailbox, &seen, &deleted)),

@@ -6,4 +6,5 @@
 pub mod client;
 pub mod conn;
 pub mod server;
+pub mod state;
 pub mod wire;

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::conn::{read_frame, write_frame};
 use super::wire::{self, Request, Response};
+use crate::config::Role;
 use crate::server::Ctx;
 
 /// Binds `replication.listen`, so that a start-up fails on a taken port like the other listeners.
@@ -19,7 +20,7 @@ use crate::server::Ctx;
 /// A listener that cannot be bound, named with its key.
 pub async fn bind(ctx: &Ctx) -> anyhow::Result<tokio::net::TcpListener> {
     let r = ctx.cfg.replication.as_ref().context("no [replication] section")?;
-    let addr = r.listen.context("replication.listen is required for a replica")?;
+    let addr = r.listen.context("replication.listen is not set")?;
     let sock = crate::server::listen(addr).with_context(|| format!("cannot listen on {addr} (replication.listen)"))?;
     tracing::info!(%addr, proto = "repl", "listening");
     Ok(sock)
@@ -35,7 +36,7 @@ pub async fn run(ctx: Arc<Ctx>, sock: tokio::net::TcpListener) -> anyhow::Result
     let max = wire::max_frame(ctx.cfg.limits.max_literal_bytes);
     loop {
         let (tcp, peer) = crate::server::accept(&sock).await;
-        let (acceptor, store) = (acceptor.clone(), ctx.store.clone());
+        let (acceptor, ctx) = (acceptor.clone(), ctx.clone());
         let span = tracing::info_span!("conn", proto = "repl", %peer);
         tokio::spawn(
             async move {
@@ -50,9 +51,9 @@ pub async fn run(ctx: Arc<Ctx>, sock: tokio::net::TcpListener) -> anyhow::Result
                         return;
                     }
                 };
-                tracing::info!("primary connected");
-                match serve(tls, &store, max).await {
-                    Ok(()) => tracing::info!("primary disconnected"),
+                tracing::info!("partner connected");
+                match serve(tls, &ctx, max).await {
+                    Ok(()) => tracing::info!("partner disconnected"),
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "replication connection ended"),
                 }
             }
@@ -63,14 +64,57 @@ pub async fn run(ctx: Arc<Ctx>, sock: tokio::net::TcpListener) -> anyhow::Result
 
 async fn serve(
     mut io: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    store: &Arc<Store>,
+    ctx: &Arc<Ctx>,
     max: usize,
 ) -> anyhow::Result<()> {
+    let mut greeted = false;
     while let Some(req) = read_frame::<Request>(&mut io, max).await? {
-        let resp = crate::blocking(|| answer(store, req));
+        let resp = match req {
+            Request::Hello { epoch, name } => {
+                let r = greet(ctx, epoch, &name);
+                greeted = matches!(r, Response::Hello { .. });
+                r
+            }
+            Request::Ping => Response::Pong,
+            _ if !greeted => Response::Error { text: "Hello first".into() },
+            Request::Apply { .. } if !ctx.repl.is_replica() => Response::Error {
+                text: format!("this backend is the primary (epoch {}); it takes no updates", ctx.repl.role().epoch),
+            },
+            req => crate::blocking(|| answer(&ctx.store, req)),
+        };
+        let fenced = matches!(resp, Response::Fenced { .. });
         write_frame(&mut io, &resp).await?;
+        if fenced {
+            break;
+        }
     }
     Ok(())
+}
+
+/// The epoch check of `state.rs`: a replica follows any primary at its epoch or above; a
+/// primary steps down for a higher epoch and fences off anyone else.
+fn greet(ctx: &Ctx, epoch: u64, partner: &str) -> Response {
+    let me = ctx.repl.role();
+    let accept = match me.role {
+        Role::Replica => epoch >= me.epoch && ctx.repl.follow(epoch).is_ok(),
+        Role::Primary if epoch > me.epoch => match ctx.repl.demote(epoch) {
+            Ok(_) => {
+                tracing::warn!(%partner, epoch, "partner is the primary at a higher epoch: this backend is now its replica");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot persist the demotion; refusing the partner");
+                false
+            }
+        },
+        Role::Primary => false,
+    };
+    if accept {
+        Response::Hello { epoch: ctx.repl.role().epoch }
+    } else {
+        tracing::warn!(%partner, their_epoch = epoch, our_epoch = me.epoch, role = ?me.role, "partner fenced off");
+        Response::Fenced { epoch: me.epoch }
+    }
 }
 
 /// One request's answer; a failure is an [`Response::Error`] for this request only.
@@ -91,6 +135,9 @@ fn handle(store: &Store, req: Request) -> anyhow::Result<Response> {
         Ok(store.user(&name)?)
     };
     Ok(match req {
+        Request::Hello { .. } | Request::Ping => anyhow::bail!("handled by the connection"),
+        Request::Users => Response::Users(store.users()?.iter().map(|u| u.as_str().to_string()).collect()),
+        Request::Fetch { user, guid } => Response::Content(user_of(&user)?.read_message(&guid)?),
         Request::UserState { user } => {
             let u = user_of(&user)?;
             Response::State {

@@ -17,6 +17,15 @@ pub const BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// What the primary asks of its replica, one user at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
+    /// First on every link: the sender's epoch (see `state.rs`). Nothing else is answered
+    /// before it.
+    Hello { epoch: u64, name: String },
+    /// Keeps an idle link checked (a stalled path is noticed within seconds).
+    Ping,
+    /// Every user the replica holds (after a promotion: users only the partner has).
+    Users,
+    /// One message file, for a message only the replica holds (rescued after a split).
+    Fetch { user: String, guid: Guid },
     /// The user's mailbox states, subscriptions and digest.
     UserState { user: String },
     /// The replica's records of one mailbox with MODSEQ above `since_modseq` (0: all of them).
@@ -30,11 +39,30 @@ pub enum Request {
 /// The replica's answers, in request order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
-    State { mailboxes: Vec<MailboxState>, subscriptions: Vec<String>, digest: String },
+    /// The link is accepted; the replica's epoch.
+    Hello {
+        epoch: u64,
+    },
+    /// Refused: this side is the primary at `epoch`; the sender must not replicate to it.
+    Fenced {
+        epoch: u64,
+    },
+    Pong,
+    Users(Vec<String>),
+    Content(Vec<u8>),
+    State {
+        mailboxes: Vec<MailboxState>,
+        subscriptions: Vec<String>,
+        digest: String,
+    },
     Records(Vec<(u32, MessageRecord)>),
     Missing(Vec<Guid>),
-    Applied { digest: String },
-    Error { text: String },
+    Applied {
+        digest: String,
+    },
+    Error {
+        text: String,
+    },
 }
 
 /// [`ReplOp`] as it travels: mailbox names as plain strings, validated again on arrival.
@@ -154,6 +182,10 @@ mod tests {
     #[test]
     fn requests_round_trip_and_split_anywhere() {
         let reqs = vec![
+            Request::Hello { epoch: 3, name: "a1".into() },
+            Request::Ping,
+            Request::Users,
+            Request::Fetch { user: "alice".into(), guid: Guid::of(b"a") },
             Request::UserState { user: "alice".into() },
             Request::Records { user: "alice".into(), mailbox_unique_id: "u1".into(), since_modseq: 3 },
             Request::HaveGuids { user: "alice".into(), guids: vec![Guid::of(b"a")] },
@@ -187,9 +219,15 @@ mod tests {
 
     #[test]
     fn responses_round_trip() {
-        let r = Response::Records(vec![(4, record())]);
-        let (back, _) = decode::<Response>(&encode(&r).unwrap(), 1 << 20).unwrap().unwrap();
-        assert_eq!(back, r);
+        for r in [
+            Response::Records(vec![(4, record())]),
+            Response::Fenced { epoch: 2 },
+            Response::Users(vec!["a".into()]),
+            Response::Content(b"x".to_vec()),
+        ] {
+            let (back, _) = decode::<Response>(&encode(&r).unwrap(), 1 << 20).unwrap().unwrap();
+            assert_eq!(back, r);
+        }
     }
 
     #[test]

@@ -408,3 +408,87 @@ impl UserStore {
         })
     }
 }
+
+impl UserStore {
+    /// The GUIDs this side knows in mailbox `unique_id`: live there, or expunged from it and
+    /// still within the retention. A partner's message outside this set was never seen here —
+    /// it was written on the partner while this side was cut off — and must be rescued, not
+    /// expunged.
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn known_guids(&self, unique_id: &str) -> Result<std::collections::HashSet<Guid>, Error> {
+        let txn = self.rtxn()?;
+        let mut out = std::collections::HashSet::new();
+        if let Some(m) = self.by_unique_id_in(&txn, unique_id)? {
+            for item in self.msgs.prefix_iter(&txn, &m.id.to_be_bytes())? {
+                out.insert(item?.1.guid);
+            }
+        }
+        for item in self.expunged.iter(&txn)? {
+            let (_, e) = item?;
+            if e.mailbox_unique_id == unique_id {
+                out.insert(e.message.guid);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes in a message only the partner holds (written there during a split): a new message
+    /// with a fresh UID above `above` (the partner's last UID, so the UID is new on both sides),
+    /// its flags and INTERNALDATE kept, in the mailbox `unique_id` — or, when that mailbox is
+    /// not here, in the one named `name`, created with the partner's unique id if missing. A
+    /// local change, so it is logged and replicated back. Returns the new UID.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when `raw` does not hash to the record's GUID or is missing while the
+    /// file is; I/O and LMDB errors.
+    pub fn rescue_message(
+        &self,
+        unique_id: &str,
+        name: &MailboxName,
+        above: u32,
+        rec: &MessageRecord,
+        raw: Option<&[u8]>,
+    ) -> Result<u32, Error> {
+        let cache = self.message_cache(rec, raw)?;
+        self.write(|txn| {
+            let mut m = match self.by_unique_id_in(txn, unique_id)? {
+                Some(m) => m,
+                None => match self.mailbox_in(txn, name)? {
+                    Some(m) => m,
+                    None => {
+                        let mut m = self.create_in(txn, name, None)?;
+                        m.unique_id = unique_id.to_string();
+                        m
+                    }
+                },
+            };
+            let uid = m.uidnext.max(above.saturating_add(1));
+            m.uidnext = uid + 1;
+            m.exists += 1;
+            m.noselect = false;
+            let modseq = Self::bump(&mut m);
+            Self::remember_keywords(&mut m, &rec.flags);
+            let key = msg_key(m.id, uid);
+            let new = MessageRecord { modseq, ..rec.clone() };
+            self.msgs.put(txn, &key, &new)?;
+            self.cache.put(txn, &key, &cache)?;
+            self.add_ref(txn, &rec.guid)?;
+            self.mboxes.put(txn, &m.id, &m)?;
+            if self.names.get(txn, &m.name)?.is_none() {
+                self.names.put(txn, &m.name, &m.id)?;
+            }
+            Ok(uid)
+        })
+    }
+
+    /// Raises mailbox `unique_id`'s counters to at least the partner's (after a split the
+    /// partner may have given higher UIDs and MODSEQs), as a logged local change.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMailbox`], LMDB errors.
+    pub fn raise_counters(&self, unique_id: &str, last_uid: u32, highestmodseq: u64) -> Result<(), Error> {
+        self.write(|txn| self.apply_counters_in(txn, unique_id, last_uid, highestmodseq))
+    }
+}

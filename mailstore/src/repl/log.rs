@@ -45,7 +45,14 @@ pub struct ChangeLog {
     dir: PathBuf,
     env: Env,
     users: Database<Str, U64<BigEndian>>,
+    /// user → unix milliseconds of the oldest change not yet on the replica (replication lag).
+    since: Database<Str, U64<BigEndian>>,
     meta: Database<Str, U64<BigEndian>>,
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl std::fmt::Debug for ChangeLog {
@@ -100,9 +107,10 @@ impl ChangeLog {
         let env = unsafe { opts.flags(EnvFlags::NO_SYNC).open(dir)? };
         let mut wtxn = env.write_txn()?;
         let users = env.create_database(&mut wtxn, Some("users"))?;
+        let since = env.create_database(&mut wtxn, Some("since"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         wtxn.commit()?;
-        Ok((ChangeLog { dir: dir.to_path_buf(), env, users, meta }, trusted))
+        Ok((ChangeLog { dir: dir.to_path_buf(), env, users, since, meta }, trusted))
     }
 
     /// Records that `user` changed; returns the new mark.
@@ -114,8 +122,43 @@ impl ChangeLog {
         let seq = self.meta.get(&wtxn, SEQ)?.unwrap_or(0) + 1;
         self.meta.put(&mut wtxn, SEQ, &seq)?;
         self.users.put(&mut wtxn, user.as_str(), &seq)?;
+        if self.since.get(&wtxn, user.as_str())?.is_none() {
+            self.since.put(&mut wtxn, user.as_str(), &now_ms())?;
+        }
         wtxn.commit()?;
         Ok(seq)
+    }
+
+    /// The user's current mark, if it is pending.
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn mark_of(&self, user: &Username) -> Result<Option<u64>, Error> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.users.get(&rtxn, user.as_str())?)
+    }
+
+    /// Unix milliseconds of the oldest change not yet on the replica (`None`: nothing pending).
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn oldest_ms(&self) -> Result<Option<u64>, Error> {
+        let rtxn = self.env.read_txn()?;
+        let mut oldest: Option<u64> = None;
+        for item in self.since.iter(&rtxn)? {
+            let (_, t) = item?;
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+        }
+        Ok(oldest)
+    }
+
+    /// When the user's oldest pending change was logged (unix ms).
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn since_of(&self, user: &Username) -> Result<Option<u64>, Error> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.since.get(&rtxn, user.as_str())?)
     }
 
     /// Up to `limit` changed users with their marks, least recently marked first.
@@ -146,15 +189,25 @@ impl ChangeLog {
     }
 
     /// Drops `user` from the log if it has not been marked again since `mark`; returns whether
-    /// it was dropped. A lost ack (crash) only means one more compare.
+    /// it was dropped. A lost ack (crash) only means one more compare. `synced_at_ms` is when the
+    /// sync read the state it sent: a user marked again stays pending, but only changes after
+    /// that moment are still missing on the replica, so its lag restarts there.
     ///
     /// # Errors
     /// LMDB errors.
-    pub fn ack(&self, user: &Username, mark: u64) -> Result<bool, Error> {
+    pub fn ack(&self, user: &Username, mark: u64, synced_at_ms: u64) -> Result<bool, Error> {
         let mut wtxn = self.env.write_txn()?;
         let dropped = match self.users.get(&wtxn, user.as_str())? {
-            Some(m) if m <= mark => self.users.delete(&mut wtxn, user.as_str())?,
-            _ => false,
+            Some(m) if m <= mark => {
+                self.since.delete(&mut wtxn, user.as_str())?;
+                self.users.delete(&mut wtxn, user.as_str())?
+            }
+            Some(_) => {
+                let t = self.since.get(&wtxn, user.as_str())?.unwrap_or(0).max(synced_at_ms);
+                self.since.put(&mut wtxn, user.as_str(), &t)?;
+                false
+            }
+            None => false,
         };
         wtxn.commit()?;
         Ok(dropped)

@@ -336,10 +336,18 @@ fn change_log_coalesces_acks_and_survives_reopen() {
         assert_eq!(changed.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>(), vec![a.clone(), b.clone()]);
         assert_eq!(s.changed_users(1).unwrap().len(), 1);
         let mark_a = changed[0].1;
+        let first = s.pending_since_ms(&a).unwrap().unwrap();
+        assert_eq!(s.oldest_pending_ms().unwrap(), Some(first));
+        assert_eq!(s.mark_of(&a).unwrap(), Some(mark_a));
         ua.append(&mb("INBOX"), MSG, Flags::default(), None).unwrap(); // changed again during the sync
-        assert!(!s.ack_user(&a, mark_a).unwrap());
+        assert!(s.mark_of(&a).unwrap().unwrap() > mark_a);
+        assert!(!s.ack_user(&a, mark_a, first + 5_000).unwrap());
+        // Still pending, but only since the state that sync read.
+        assert_eq!(s.pending_since_ms(&a).unwrap(), Some(first + 5_000));
         let mark_a = s.changed_users(10).unwrap().into_iter().find(|(u, _)| u == &a).unwrap().1;
-        assert!(s.ack_user(&a, mark_a).unwrap());
+        assert!(s.ack_user(&a, mark_a, first).unwrap());
+        assert_eq!(s.pending_since_ms(&a).unwrap(), None);
+        assert_eq!(s.mark_of(&a).unwrap(), None);
         assert_eq!(s.pending_users().unwrap(), 1);
         // Reading does not mark; neither does claiming \Recent (server-local state).
         let inbox = ua.mailbox(&mb("INBOX")).unwrap().unwrap();
@@ -351,7 +359,8 @@ fn change_log_coalesces_acks_and_survives_reopen() {
         let s = open(dir.path());
         let changed = s.changed_users(10).unwrap();
         assert_eq!(changed.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>(), vec![b.clone()], "survives reopen");
-        assert!(s.ack_user(&b, changed[0].1).unwrap());
+        assert!(s.ack_user(&b, changed[0].1, 0).unwrap());
+        assert_eq!(s.oldest_pending_ms().unwrap(), None);
     }
     // An operating-system crash (no clean close, another boot id): every user is marked again.
     std::fs::remove_file(dir.path().join("repl/clean")).unwrap();
