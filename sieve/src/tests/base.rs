@@ -61,7 +61,7 @@ fn rfc5228_section9_example() {
         ),
     ];
     for (msg, expected) in table {
-        assert_eq!(run(RFC5228_SECTION9, msg), [expected.clone()], "message:\n{msg}");
+        assert_eq!(run(RFC5228_SECTION9, msg), std::slice::from_ref(expected), "message:\n{msg}");
     }
 }
 

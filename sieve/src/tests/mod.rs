@@ -2,4 +2,7 @@
 //! positions, runtime errors.
 
 mod base;
+mod errors;
+mod extensions;
 mod support;
+mod vacation;
