@@ -71,6 +71,65 @@ impl Str {
     }
 }
 
+/// Decodes `${hex:...}` and `${unicode:...}` (RFC 5228 section 2.4.2.4,
+/// "encoded-character"). A sequence that is not well-formed is left as
+/// written; `Err` names a well-formed one whose value is not UTF-8 or not a
+/// Unicode scalar value.
+pub(crate) fn decode_encoded_characters(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let decoded = after.find('}').and_then(|end| {
+            let body = &after[..end];
+            let (kind, seq) = body.split_once(':')?;
+            let units: Vec<&str> = seq.split([' ', '\t', '\r', '\n']).filter(|u| !u.is_empty()).collect();
+            if units.is_empty() || !units.iter().all(|u| u.bytes().all(|b| b.is_ascii_hexdigit())) {
+                return None;
+            }
+            let value = if kind.eq_ignore_ascii_case("hex") {
+                if units.iter().any(|u| u.len() > 2) {
+                    return None;
+                }
+                let bytes: Vec<u8> = units.iter().map(|u| u8::from_str_radix(u, 16).unwrap_or(0)).collect();
+                String::from_utf8(bytes).map_err(|_| format!("${{{body}}}"))
+            } else if kind.eq_ignore_ascii_case("unicode") {
+                let mut v = String::new();
+                for u in &units {
+                    let digits = u.trim_start_matches('0');
+                    let c = match digits {
+                        "" => Some('\0'),
+                        d if d.len() > 6 => None,
+                        d => u32::from_str_radix(d, 16).ok().and_then(char::from_u32),
+                    };
+                    match c {
+                        Some(c) => v.push(c),
+                        None => return Some((Err(format!("${{{body}}}")), end)),
+                    }
+                }
+                Ok(v)
+            } else {
+                return None;
+            };
+            Some((value, end))
+        });
+        match decoded {
+            Some((Ok(v), end)) => {
+                out.push_str(&v);
+                rest = &after[end + 1..];
+            }
+            Some((Err(e), _)) => return Err(e),
+            None => {
+                out.push('$');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 fn flush(lit: &mut String, segs: &mut Vec<Seg>) {
     if !lit.is_empty() {
         segs.push(Seg::Lit(std::mem::take(lit)));

@@ -6,7 +6,8 @@
 //! anyof, not, true, false; `:is`/`:contains`/`:matches`;
 //! `i;ascii-casemap` and `i;octet`; `:all`/`:localpart`/`:domain`) with
 //! the extensions imap4flags (RFC 5232), copy (RFC 3894), vacation
-//! (RFC 5230), body (RFC 5173) and variables (RFC 5229).
+//! (RFC 5230), body (RFC 5173), variables (RFC 5229) and
+//! encoded-character (RFC 5228 section 2.4.2.4).
 //!
 //! ```
 //! use mailscale_sieve::{parse, Action, Envelope, Limits, MessageContext};

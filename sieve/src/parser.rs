@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::ast::{Block, Command, Str, Test};
+use crate::ast::{decode_encoded_characters, Block, Command, Str, Test};
 use crate::error::{ParseError, Pos};
 use crate::lexer::{tokenize, Tok, Token};
 use crate::Limits;
@@ -22,6 +22,7 @@ pub(crate) const EXTENSIONS: &[&str] = &[
     "variables",
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
+    "encoded-character",
 ];
 
 /// A generic argument (`argument = string-list / number / tag`).
@@ -98,6 +99,15 @@ impl Parser<'_> {
     /// Turns a string literal into a [`Str`], finding variable references
     /// when "variables" is required.
     pub(crate) fn string(&self, s: &str, pos: Pos) -> Result<Str, ParseError> {
+        let decoded;
+        let s = if self.has("encoded-character") {
+            decoded = decode_encoded_characters(s).map_err(|seq| {
+                ParseError::new(pos, format!("encoded character {seq} is not valid UTF-8 or not a Unicode character"))
+            })?;
+            decoded.as_str()
+        } else {
+            s
+        };
         if !self.has("variables") {
             return Ok(Str::lit(s));
         }

@@ -225,7 +225,8 @@ fn runtime_error_is_not_raised_by_untaken_branches() {
 fn capability_string_and_required() {
     assert_eq!(
         capabilities(),
-        "fileinto envelope imap4flags copy vacation body variables comparator-i;octet comparator-i;ascii-casemap"
+        "fileinto envelope imap4flags copy vacation body variables comparator-i;octet comparator-i;ascii-casemap \
+         encoded-character"
     );
     let s = parse(r#"require ["FileInto", "comparator-i;octet"]; require "copy";"#).unwrap();
     assert_eq!(s.required().collect::<Vec<_>>(), ["comparator-i;octet", "copy", "fileinto"]);

@@ -236,3 +236,22 @@ fn body_transforms_decode_or_not() {
     // The header is not body.
     assert!(!yes(r#"body :text :contains "plans""#, MULTIPART));
 }
+
+#[test]
+fn encoded_character() {
+    let s = r#"require ["encoded-character", "fileinto"];
+        if header :is "subject" "$${hex:24 24}${unicode:E9}" { fileinto "${hex: 61 62 }${HEX:63}${unicode:1F600}"; }
+        fileinto "${hex:zz}${hex:}${other:41}${hex:4";"#;
+    let msg = "Subject: $$$\u{e9}\n\nx\n";
+    assert_eq!(run(s, msg), [fileinto("abc\u{1F600}"), fileinto("${hex:zz}${hex:}${other:41}${hex:4")]);
+    // Without the capability the text is literal.
+    assert_eq!(run(r#"require "fileinto"; fileinto "${hex:41}";"#, msg), [fileinto("${hex:41}")]);
+    // Invalid UTF-8 or code points are errors.
+    let (l, c, m) = parse_err("require [\"encoded-character\", \"fileinto\"];\nfileinto \"${hex:ff}\";");
+    assert_eq!(
+        (l, c, m.as_str()),
+        (2, 10, "encoded character ${hex:ff} is not valid UTF-8 or not a Unicode character")
+    );
+    let (_, _, m) = parse_err("require [\"encoded-character\", \"fileinto\"];\nfileinto \"${unicode:D800}\";");
+    assert!(m.contains("${unicode:D800}"), "{m}");
+}
