@@ -150,11 +150,13 @@ DEFAULT_STORE = {
 class Server:
     def __init__(self, workdir: Path, material: Material, limits: dict | None = None,
                  tls: bool = True, env: dict | None = None, frontend: dict | None = None,
-                 store: dict | None = None, replication: dict | None = None):
+                 store: dict | None = None, replication: dict | None = None,
+                 admin: bool = False):
         """`frontend`, when given, becomes the `[frontend]` section (ticket logins), e.g.
         {"ticket_key": "/path/ticket.key", "trusted": ["127.0.0.1"]}. `replication` becomes
         the `[replication]` section as given (strings quoted, numbers as they are); a replica's
-        `listen` address is waited for by `start()`."""
+        `listen` address is waited for by `start()`. `admin` adds an `[admin]` listener on a
+        free loopback port (`admin_get` / `admin_post`)."""
         require_binary()
         self.frontend = frontend
         self.replication = replication
@@ -165,6 +167,7 @@ class Server:
         self.store = dict(DEFAULT_STORE, **(store or {}))
         self.env = dict(os.environ, **(env or {}))
         self.ports = {name: free_port() for name in ("imap", "pop3", "lmtp", "imaps", "pop3s")}
+        self.admin = free_port() if admin else None
         self.config = self.dir / "mailstored.toml"
         self.log_path = self.dir / "mailstored.log"
         self.proc: subprocess.Popen | None = None
@@ -214,14 +217,39 @@ class Server:
                   for k, v in self.replication.items()),
                 "",
             ])
+        if self.admin is not None:
+            text += f'[admin]\nlisten = "{HOST}:{self.admin}"\n'
         self.config.write_text(text)
 
     def listening_ports(self) -> list[int]:
         names = ["imap", "pop3", "lmtp"] + (["imaps", "pop3s"] if self.tls else [])
         ports = [self.ports[n] for n in names]
-        if self.replication and self.replication.get("role") == "replica":
+        if self.replication and "listen" in self.replication:
             ports.append(int(str(self.replication["listen"]).rsplit(":", 1)[1]))
+        if self.admin is not None:
+            ports.append(self.admin)
         return ports
+
+    # ---- admin API -------------------------------------------------------------------------
+
+    def admin_call(self, method: str, path: str, timeout: float = 30) -> tuple[int, dict]:
+        """One admin API request; (HTTP status, decoded JSON body)."""
+        assert self.admin is not None, "Server(admin=True) needed"
+        with socket.create_connection((HOST, self.admin), timeout=timeout) as s:
+            s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split(b" ")[1]), json.loads(body)
+
+    def admin_get(self, path: str = "/status") -> dict:
+        status, body = self.admin_call("GET", path)
+        assert status == 200, (status, body)
+        return body
+
+    def admin_addr(self) -> str:
+        return f"{HOST}:{self.admin}"
 
     def start(self, timeout: float = 20.0) -> "Server":
         log = open(self.log_path, "ab")

@@ -18,46 +18,11 @@ from pathlib import Path
 import pytest
 
 from harness import HOST, PASSWORD, HarnessError, Server, free_port
-
-CONVERGE_SECS = 15
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def make_ca(d: Path, name: str) -> tuple[Path, Path]:
-    cert, key = d / f"{name}.pem", d / f"{name}.key"
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    return cert, key
-
-
-def make_leaf(d: Path, ca: tuple[Path, Path], name: str) -> tuple[Path, Path]:
-    cert, key, csr, ext = (d / f"{name}.pem", d / f"{name}.key", d / f"{name}.csr",
-                           d / f"{name}.ext")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
-    ext.write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth,clientAuth\n"
-                   "basicConstraints=CA:FALSE\n")
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-            "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(ext))
-    return cert, key
-
+from repl_support import converge, message, pair_certs, snapshot
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> dict:
-    d = tmp_path_factory.mktemp("replcerts")
-    ca = make_ca(d, "pair-ca")
-    other_ca = make_ca(d, "other-ca")
-    return {
-        "ca": ca[0],
-        "primary": make_leaf(d, ca, "primary.test"),
-        "replica": make_leaf(d, ca, "replica.test"),
-        "intruder": make_leaf(d, other_ca, "intruder.test"),
-    }
+    return pair_certs(tmp_path_factory.mktemp("replcerts"))
 
 
 @pytest.fixture(scope="module")
@@ -78,60 +43,6 @@ def pair(tmp_path_factory, material, certs):
     yield primary, replica, repl_port
     for s in (primary, replica):
         s.stop()
-
-
-def message(n: int) -> bytes:
-    return (f"From: sender@example.org\r\nTo: someone@localhost\r\nSubject: message {n}\r\n"
-            f"Message-ID: <m{n}@example.org>\r\n\r\nbody of message {n}\r\n").encode()
-
-
-def snapshot(server: Server, user: str) -> dict:
-    """Every folder of `user` as the replica's operators would see it: UIDVALIDITY and, per UID,
-    flags (without \\Recent, which is per server) and body."""
-    m = server.imap(user)
-    try:
-        typ, lines = m.list()
-        assert typ == "OK"
-        names = sorted(re.match(rb'\(([^)]*)\) "[^"]*" (.*)$', l).group(2).decode().strip('"')
-                       for l in lines)
-        out = {}
-        for name in names:
-            typ, _ = m.select(f'"{name}"', readonly=True)
-            if typ != "OK":
-                out[name] = None
-                continue
-            validity = m.untagged_responses.get("UIDVALIDITY", [b"?"])[-1]
-            typ, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
-            msgs = {}
-            for item in data:
-                if not isinstance(item, tuple):
-                    continue
-                head = item[0].decode()
-                uid = int(re.search(r"UID (\d+)", head).group(1))
-                flags = set(re.search(r"FLAGS \(([^)]*)\)", head).group(1).split()) - {"\\Recent"}
-                msgs[uid] = (sorted(flags), item[1])
-            out[name] = (validity, msgs)
-            m.close()
-        return out
-    finally:
-        m.logout()
-
-
-def converge(primary: Server, replica: Server, user: str, secs: float = CONVERGE_SECS) -> dict:
-    deadline = time.monotonic() + secs
-    want = snapshot(primary, user)
-    while True:
-        got = snapshot(replica, user)
-        if got == want:
-            return want
-        if time.monotonic() > deadline:
-            diff = {k: (want.get(k) is not None, got.get(k) is not None)
-                    for k in set(want) | set(got) if want.get(k) != got.get(k)}
-            pytest.fail(f"replica did not converge within {secs}s; differing folders "
-                        f"(primary has, replica has): {diff}\nprimary log:\n{primary.log_tail()}"
-                        f"\nreplica log:\n{replica.log_tail()}", pytrace=False)
-        time.sleep(0.2)
-        want = snapshot(primary, user)
 
 
 def test_replica_converges_and_catches_up_after_an_outage(pair):

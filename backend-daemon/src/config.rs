@@ -75,6 +75,14 @@ pub struct Replication {
     /// Synchronous mode: how long a write waits for the replica.
     #[serde(default = "default_sync_timeout_ms")]
     pub sync_timeout_ms: u64,
+    /// A request on the link unanswered for this long (plus 1 s per MiB of content sent) means
+    /// the link is dead: the worker reconnects. An idle link is pinged every 3 s.
+    #[serde(default = "default_link_timeout_secs")]
+    pub link_timeout_secs: u64,
+}
+
+fn default_link_timeout_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -240,6 +248,9 @@ impl Config {
             }
             if r.interval_ms == 0 {
                 bail!("{}: replication.interval_ms must be > 0", path.display());
+            }
+            if r.link_timeout_secs == 0 {
+                bail!("{}: replication.link_timeout_secs must be > 0", path.display());
             }
             if r.sync_timeout_ms == 0 {
                 bail!("{}: replication.sync_timeout_ms must be > 0", path.display());

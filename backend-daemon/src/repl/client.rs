@@ -38,10 +38,11 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
     let repl = &ctx.repl;
     let mut link: Option<Link> = None;
     let mut backoff = interval;
+    let mut retry: Vec<SyncRequest> = Vec::new();
     loop {
         if repl.is_replica() {
             link = None;
-            while let Ok(req) = requests.try_recv() {
+            while let Some(req) = retry.pop().or_else(|| requests.try_recv().ok()) {
                 let _ = req.reply.send(Err("this backend is a replica; run the sync on the primary".into()));
             }
             tokio::select! {
@@ -51,7 +52,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
             continue;
         }
         if link.is_none() {
-            match connect(&connector, &partner, server_name.clone(), max, &ctx).await {
+            match connect(&connector, &partner, server_name.clone(), max, r.link_timeout_secs, &ctx).await {
                 Ok(l) => {
                     tracing::info!(%partner, epoch = repl.role().epoch, "connected to the replica");
                     repl.set_link(true, None);
@@ -62,7 +63,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
                     let text = format!("{e:#}");
                     tracing::warn!(%partner, error = %text, retry_ms = backoff.as_millis() as u64, "replica unreachable");
                     repl.set_link(false, Some(text.clone()));
-                    while let Ok(req) = requests.try_recv() {
+                    while let Some(req) = retry.pop().or_else(|| requests.try_recv().ok()) {
                         let _ = req.reply.send(Err(format!("replica unreachable: {text}")));
                     }
                     tokio::time::sleep(backoff).await;
@@ -89,8 +90,10 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
                 }
             }
         }
-        while let Ok(req) = requests.try_recv() {
-            if !serve_request(&ctx, &mut link, req).await {
+        while let Some(req) = retry.pop().or_else(|| requests.try_recv().ok()) {
+            if let Some(again) = serve_request(&ctx, &mut link, req).await {
+                // The link had died unnoticed (idle): once more on a fresh one.
+                retry.push(again);
                 break;
             }
         }
@@ -111,7 +114,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
                 req = requests.recv() => req,
             };
             if let Some(req) = idle {
-                serve_request(&ctx, &mut link, req).await;
+                retry.extend(serve_request(&ctx, &mut link, req).await);
             } else if l.last_io.elapsed() >= PING_AFTER {
                 if let Err(SyncError::Link(e) | SyncError::User(e)) = l.ping().await {
                     drop_link(repl, &mut link, e);
@@ -165,11 +168,12 @@ fn drop_link(repl: &ReplState, link: &mut Option<Link>, e: anyhow::Error) {
     *link = None;
 }
 
-/// `mailctl repl sync`: one user now. Returns false when the link broke.
-async fn serve_request(ctx: &Ctx, link: &mut Option<Link>, req: SyncRequest) -> bool {
+/// `mailctl repl sync`: one user now. A request whose first attempt met a dead link comes back
+/// (to be tried once more on a fresh link); the second failure is the operator's answer.
+async fn serve_request(ctx: &Ctx, link: &mut Option<Link>, mut req: SyncRequest) -> Option<SyncRequest> {
     let Some(l) = link.as_mut() else {
         let _ = req.reply.send(Err("replica unreachable".into()));
-        return false;
+        return None;
     };
     let mark = crate::blocking(|| ctx.store.mark_of(&req.user)).ok().flatten();
     let synced_at = now_ms();
@@ -181,16 +185,20 @@ async fn serve_request(ctx: &Ctx, link: &mut Option<Link>, req: SyncRequest) -> 
             }
             tracing::info!(user = %req.user.as_str(), full = req.full, ops, "sync requested by an operator done");
             let _ = req.reply.send(Ok(ops));
-            true
+            None
         }
         Err(SyncError::User(e)) => {
             let _ = req.reply.send(Err(format!("{e:#}")));
-            true
+            None
         }
         Err(SyncError::Link(e)) => {
+            drop_link(&ctx.repl, link, anyhow::anyhow!("{e:#}"));
+            req.attempts += 1;
+            if req.attempts < 2 {
+                return Some(req);
+            }
             let _ = req.reply.send(Err(format!("replication link lost: {e:#}")));
-            drop_link(&ctx.repl, link, e);
-            false
+            None
         }
     }
 }
@@ -200,6 +208,7 @@ pub struct Link {
     io: TlsStream<tokio::net::TcpStream>,
     max: usize,
     last_io: Instant,
+    timeout: Duration,
 }
 
 /// Connects, and says Hello: a partner that is the primary at a higher epoch demotes this
@@ -209,9 +218,10 @@ async fn connect(
     partner: &str,
     name: rustls::pki_types::ServerName<'static>,
     max: usize,
+    timeout_secs: u64,
     ctx: &Ctx,
 ) -> anyhow::Result<Link> {
-    let mut l = open(connector, partner, name, max).await?;
+    let mut l = open(connector, partner, name, max, timeout_secs).await?;
     let me = ctx.repl.role();
     match l.call(&Request::Hello { epoch: me.epoch, name: ctx.cfg.name.clone() }).await {
         Ok(Response::Hello { .. }) => Ok(l),
@@ -237,6 +247,7 @@ async fn open(
     partner: &str,
     name: rustls::pki_types::ServerName<'static>,
     max: usize,
+    timeout_secs: u64,
 ) -> anyhow::Result<Link> {
     let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(partner))
         .await
@@ -246,7 +257,7 @@ async fn open(
         .await
         .context("TLS handshake timed out")?
         .context("TLS handshake")?;
-    Ok(Link { io, max, last_io: Instant::now() })
+    Ok(Link { io, max, last_io: Instant::now(), timeout: Duration::from_secs(timeout_secs) })
 }
 
 /// A user's sync failed because of the link (reconnect) or because of this user (skip it).
@@ -257,12 +268,12 @@ enum SyncError {
 
 impl Link {
     async fn call(&mut self, req: &Request) -> Result<Response, SyncError> {
-        // 30 s, plus time for the content at 1 MiB/s: a stalled path is a dead link.
+        // The link timeout, plus time for the content at 1 MiB/s: a stalled path is a dead link.
         let content: usize = match req {
             Request::Apply { ops, .. } => ops.iter().map(Op::content_len).sum(),
             _ => 0,
         };
-        let limit = Duration::from_secs(30 + (content >> 20) as u64);
+        let limit = self.timeout + Duration::from_secs((content >> 20) as u64);
         let exchange = async {
             write_frame(&mut self.io, req).await?;
             read_frame::<Response>(&mut self.io, self.max).await?.context("replica closed the connection")
@@ -284,13 +295,13 @@ impl Link {
             write_frame(&mut self.io, &Request::Ping).await?;
             read_frame::<Response>(&mut self.io, self.max).await?.context("replica closed the connection")
         };
-        let r = tokio::time::timeout(Duration::from_secs(5), exchange).await;
+        let r = tokio::time::timeout(self.timeout.min(Duration::from_secs(5)), exchange).await;
         self.last_io = Instant::now();
         match r {
             Ok(Ok(Response::Pong)) => Ok(()),
             Ok(Ok(other)) => Err(unexpected(other)),
             Ok(Err(e)) => Err(SyncError::Link(e)),
-            Err(_) => Err(SyncError::Link(anyhow::anyhow!("replica did not answer a ping within 5 s"))),
+            Err(_) => Err(SyncError::Link(anyhow::anyhow!("replica did not answer a ping"))),
         }
     }
 }
@@ -513,7 +524,13 @@ async fn plan(
                 }
             }
         }
-        ops.push(Op::Counters { mailbox: s.unique_id.clone(), last_uid: s.last_uid, highestmodseq: s.highestmodseq });
+        if here.is_none_or(|h| h.last_uid != s.last_uid || h.highestmodseq != s.highestmodseq) {
+            ops.push(Op::Counters {
+                mailbox: s.unique_id.clone(),
+                last_uid: s.last_uid,
+                highestmodseq: s.highestmodseq,
+            });
+        }
     }
     for h in rs {
         if !ps.iter().any(|s| s.unique_id == h.unique_id) {

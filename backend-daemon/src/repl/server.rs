@@ -77,9 +77,19 @@ async fn serve(
             }
             Request::Ping => Response::Pong,
             _ if !greeted => Response::Error { text: "Hello first".into() },
-            Request::Apply { .. } if !ctx.repl.is_replica() => Response::Error {
-                text: format!("this backend is the primary (epoch {}); it takes no updates", ctx.repl.role().epoch),
-            },
+            req @ Request::Apply { .. } => crate::blocking(|| {
+                let _gate = ctx.repl.apply_gate.read().unwrap_or_else(|e| e.into_inner());
+                if ctx.repl.is_replica() {
+                    answer(&ctx.store, req)
+                } else {
+                    Response::Error {
+                        text: format!(
+                            "this backend is the primary (epoch {}); it takes no updates",
+                            ctx.repl.role().epoch
+                        ),
+                    }
+                }
+            }),
             req => crate::blocking(|| answer(&ctx.store, req)),
         };
         let fenced = matches!(resp, Response::Fenced { .. });

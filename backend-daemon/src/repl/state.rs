@@ -39,6 +39,8 @@ pub struct SyncRequest {
     pub user: Username,
     pub full: bool,
     pub reply: oneshot::Sender<Result<usize, String>>,
+    /// Attempts that met a dead link so far.
+    pub attempts: u8,
 }
 
 /// Why a synchronous write was not acknowledged.
@@ -51,6 +53,9 @@ pub enum NotReplicated {
 }
 
 pub struct ReplState {
+    /// Held (shared) by each `Apply` the replica runs, taken (exclusive) by a promotion: a
+    /// promotion waits for in-flight applies, and no apply of the old primary starts after it.
+    pub apply_gate: std::sync::RwLock<()>,
     dir: PathBuf,
     role: Mutex<RoleFile>,
     replica: AtomicBool,
@@ -98,6 +103,7 @@ impl ReplState {
         };
         let (request_tx, rx) = mpsc::channel(16);
         Ok(ReplState {
+            apply_gate: std::sync::RwLock::new(()),
             dir,
             replica: AtomicBool::new(role.role == Role::Replica),
             role: Mutex::new(role),
@@ -157,6 +163,7 @@ impl ReplState {
     /// # Errors
     /// The role file cannot be written (nothing changed then).
     pub fn promote(&self, store: &Store, epoch: Option<u64>) -> anyhow::Result<RoleFile> {
+        let _no_applies = self.apply_gate.write().unwrap_or_else(|e| e.into_inner());
         let cur = self.role();
         let new = RoleFile { role: Role::Primary, epoch: epoch.unwrap_or(0).max(cur.epoch + 1) };
         let users = store.users()?;
@@ -212,7 +219,7 @@ impl ReplState {
         }
         let (tx, rx) = oneshot::channel();
         self.request_tx
-            .send(SyncRequest { user, full, reply: tx })
+            .send(SyncRequest { user, full, reply: tx, attempts: 0 })
             .await
             .map_err(|_| "the sync worker is not running".to_string())?;
         self.kick.notify_one();
