@@ -2,7 +2,7 @@
 # The primary's partner for `make up` (issue 5, asynchronous replication): a second mailstored,
 # run/replica/, on IMAP 11143, POP3 11110, LMTP 11024 (refused while it is a replica), IMAPS 11993,
 # POP3S 11995, taking the primary's changes on 127.0.0.1:11200 over mutual TLS (certificates of a
-# private CA in run/repl/). Read-only IMAP, so operators can look. Sourced by scripts/up.sh
+# private CA in run/repl/), admin API on 127.0.0.1:11180. Read-only IMAP, so operators can look. Sourced by scripts/up.sh
 # (BIN, TEMPLATE, DEMO users, log, die, greeting, port_open exist).
 
 REPLICA="$RUN/replica"
@@ -20,13 +20,25 @@ mkdir -p "$REPLICA"
         -e 's/127\.0\.0\.1:10995/127.0.0.1:11995/' "$TEMPLATE"
     cat <<'TOML'
 
-# Added by scripts/up.sh: the primary's replica (read-only IMAP, no LMTP).
+# Added by scripts/up.sh: logins from the local frontend (signed tickets), as on the primary:
+# after a failover the frontend sends the primary's users here.
+[frontend]
+ticket_key = "../ticket.key"
+trusted = ["127.0.0.1"]
+
+# Added by scripts/up.sh: the primary's replica (read-only IMAP, no LMTP). The partner address is
+# used once a failover (mailctl failover primary) has made this side the primary.
 [replication]
 role = "replica"
 listen = "127.0.0.1:11200"
+partner = "127.0.0.1:10200"
+server_name = "127.0.0.1"
 cert = "../repl/replica.pem"
 key = "../repl/replica.key"
 ca = "../repl/ca.pem"
+
+[admin]
+listen = "127.0.0.1:11180"
 TOML
 } >"$REPLICA_CONF.new"
 if cmp -s "$REPLICA_CONF.new" "$REPLICA_CONF"; then rm -f "$REPLICA_CONF.new"; else mv "$REPLICA_CONF.new" "$REPLICA_CONF"; fi
@@ -48,7 +60,7 @@ if p="$(replica_pid)"; then
     fi
 fi
 if ! replica_pid >/dev/null; then
-    for port in 11143 11110 11024 11993 11995 11200; do
+    for port in 11143 11110 11024 11993 11995 11200 11180; do
         port_open "$port" && die "port $port (replica) is already in use: $(ss -ltnpH "sport = :$port" 2>/dev/null | head -n1)"
     done
     echo "=== $(date -Is) start: $BIN --config $REPLICA_CONF" >>"$REPLICA_LOG"

@@ -42,7 +42,9 @@ REDIS_PORT="${MAILSCALE_REDIS_PORT:-16379}"
 DEMO_USERS=(demo1 demo2 demo3)
 DEMO_PASSWORD=demo
 # name:port:expected start of the greeting
-ENDPOINTS=("IMAP:10143:* OK" "POP3:10110:+OK" "LMTP:10024:220")
+# LMTP answers 220, or 421 once a failover (mailctl failover primary) has made this backend the
+# replica: any greeting line will do.
+ENDPOINTS=("IMAP:10143:* OK" "POP3:10110:+OK" "LMTP:10024:")
 
 log() { printf 'up: %s\n' "$*" >&2; }
 die() { printf 'up: error: %s\n' "$*" >&2; exit 1; }
@@ -147,14 +149,20 @@ fi
 ticket_key = "../ticket.key"
 trusted = ["127.0.0.1"]
 
-# Added by scripts/up.sh: rolling replication to the replica of run/replica/.
+# Added by scripts/up.sh: rolling replication to the replica of run/replica/. The listener
+# (10200) takes the partner's updates once a failover has made this side the replica.
 [replication]
 role = "primary"
 partner = "127.0.0.1:11200"
+listen = "127.0.0.1:10200"
 server_name = "127.0.0.1"
 cert = "../repl/primary.pem"
 key = "../repl/primary.key"
 ca = "../repl/ca.pem"
+
+# Added by scripts/up.sh: the operators' API (mailctl repl / check repl / failover; /metrics).
+[admin]
+listen = "127.0.0.1:10180"
 TOML
 } >"$CONF.new"
 if cmp -s "$CONF.new" "$CONF"; then
@@ -208,7 +216,7 @@ fi
 
 if ! running_pid >/dev/null; then
     rm -f "$PIDFILE"
-    for port in 10143 10110 10024 10993 10995; do
+    for port in 10143 10110 10024 10993 10995 10200 10180; do
         if port_open "$port"; then
             die "port $port is already in use by another program: $(ss -ltnpH "sport = :$port" 2>/dev/null | head -n1)"
         fi
@@ -262,6 +270,13 @@ if ! "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" backend list 2>/dev/null | grep -
     mkdir -p "$ROLES_PRIMARY_DB"
     "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" backend add primary 127.0.0.1 --imap 10143 --pop3 10110 --lmtp 10024 >/dev/null \
         || die "mailctl roles backend add failed"
+fi
+if ! "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" backend list 2>/dev/null | grep -q '^replica '; then
+    log "roles: backend replica = 127.0.0.1 imap 11143 pop3 11110 lmtp 11024, partner of primary"
+    "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" backend add replica 127.0.0.1 --imap 11143 --pop3 11110 --lmtp 11024 \
+        --partner primary >/dev/null || die "mailctl roles backend add replica failed"
+    "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" backend set primary --partner replica >/dev/null \
+        || die "mailctl roles backend set primary --partner replica failed"
 fi
 for u in "${DEMO_USERS[@]}"; do
     if ! "$MAILCTL" roles --db "$ROLES_PRIMARY_DB" get "$u" >/dev/null 2>&1; then
@@ -385,6 +400,11 @@ Roles (who lives where): written on the primary, replicated over TLS to the foll
 Its replica (run/replica/, read-only IMAP, LMTP refused, fed by the primary over mutual TLS):
   IMAP   127.0.0.1:11143    POP3   127.0.0.1:11110    LMTP   127.0.0.1:11024 (refused: it is a replica)
   python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1",11143); m.login("demo1","demo"); print(m.select("INBOX")); m.logout()'
+  export MAILCTL_ADMIN=primary=127.0.0.1:10180,replica=127.0.0.1:11180
+  $MAILCTL repl status                                 # role, epoch, link, pending users, lag
+  $MAILCTL check repl --warn 30 --crit 120             # Nagios: exit 0/1/2, perfdata
+  $MAILCTL repl sync --user demo1 --full               # compare (and repair) one user now
+  $MAILCTL failover primary --db $ROLES_PRIMARY_DB     # the replica takes over; the primary steps down
 
 mailstored "$INSTANCE" (pid $pid), straight to the backend:
   IMAP   127.0.0.1:10143  (STARTTLS)      IMAPS  127.0.0.1:10993

@@ -291,8 +291,9 @@ pub fn failover(mut args: Args) -> Result<()> {
     let partner = roles
         .get_backend(&partner_name)?
         .ok_or_else(|| anyhow!("partner {partner_name:?} of {name:?} is not in the roles database"))?;
-    if partner.state != BackendState::Up {
-        bail!("partner {partner_name:?} is {} in the roles database: it cannot take over", partner.state);
+    // A partner in failover is the old primary coming back into service (fail-back).
+    if partner.state == BackendState::Down {
+        bail!("partner {partner_name:?} is down in the roles database: it cannot take over");
     }
     let pe = admin.endpoint(&partner_name)?;
     let ps = admin.status(pe).with_context(|| format!("partner {partner_name} must answer to take over"))?;
@@ -326,6 +327,12 @@ pub fn failover(mut args: Args) -> Result<()> {
     let mut b = b;
     b.state = BackendState::Failover;
     roles.set_backend(b)?;
+    if partner.state != BackendState::Up {
+        let mut p = partner.clone();
+        p.state = BackendState::Up;
+        roles.set_backend(p)?;
+        println!("roles: {partner_name} marked up again");
+    }
     let users = roles.list_users()?.into_iter().filter(|(_, r)| r.backend == name).count();
     println!(
         "roles: {name} marked failover; its {users} user(s) now go to {partner_name} ({}); frontends follow the roles changelog",
