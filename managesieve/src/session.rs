@@ -87,7 +87,10 @@ impl<A: Authenticator> Session<A> {
     }
 
     /// Handles received bytes: runs every complete command and buffers the rest. Input after
-    /// an [`Action`], or while STARTTLS is pending, or after close, is discarded.
+    /// an [`Action`], or while STARTTLS is pending, or after close, is discarded. The shell
+    /// writes [`Output::bytes`] before it waits for more input: they may hold the `""` PLAIN
+    /// challenge or, with [`Config::allow_sync_literals`], the `+` continuation a client
+    /// waits for after `{n}`.
     pub fn feed(&mut self, input: &[u8]) -> Output {
         let mut out = Output::default();
         if matches!(self.state, State::StartingTls | State::Closed) {
@@ -395,7 +398,8 @@ fn check_script<'a>(config: &Config, script: &'a [u8]) -> Result<&'a str, Respon
     let text = std::str::from_utf8(script).map_err(|e| {
         Response::no(None, format!("Script is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()))
     })?;
-    mailscale_sieve::parse(text).map_err(|e| Response::no(None, e.to_string()))?;
+    let limits = mailscale_sieve::Limits { max_script_size: config.max_script_size, ..Default::default() };
+    mailscale_sieve::parse_with_limits(text, &limits).map_err(|e| Response::no(None, e.to_string()))?;
     Ok(text)
 }
 

@@ -264,3 +264,43 @@ fn input_after_close_is_ignored() {
     assert_eq!(s.feed(b"LOGOUT\r\n").action, Some(Action::Close));
     assert_eq!(s.feed(b"NOOP\r\n"), Output::default());
 }
+
+/// xorshift64: deterministic noise without a dependency.
+fn noise(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn mangled_conversations_never_panic_and_stay_bounded() {
+    let base = conversation();
+    let mut seed = 0x5eed_u64;
+    for _ in 0..2000 {
+        let mut input = base.clone();
+        for _ in 0..(noise(&mut seed) % 8) {
+            let at = (noise(&mut seed) % input.len() as u64) as usize;
+            let pick = b"{}+\"\\ \r\n0123456789AZ\x00\xff";
+            match noise(&mut seed) % 3 {
+                0 => input[at] = pick[(noise(&mut seed) % pick.len() as u64) as usize],
+                1 => {
+                    input.remove(at);
+                }
+                _ => input.insert(at, pick[(noise(&mut seed) % pick.len() as u64) as usize]),
+            }
+        }
+        let cut = (noise(&mut seed) % (input.len() as u64 + 1)) as usize;
+        let cfg = Config { max_line: 256, max_script_size: 512, ..config() };
+        let mut s = session_with(cfg, MemoryStore::new(), true);
+        let mut total = 0;
+        for chunk in [&input[..cut], &input[cut..]] {
+            let out = s.feed(chunk);
+            total += out.bytes.len();
+            if out.action == Some(Action::Close) {
+                break;
+            }
+        }
+        assert!(total < 8 * input.len() + 4096, "output grows with input only");
+    }
+}
