@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use mail_parser::DateTime;
 
-/// One message as SORT (RFC 5256 section 3) and THREAD (section 4) see it.
+/// One message as SORT and THREAD (RFC 5256 section 3) see it.
 ///
 /// Header values are kept raw (unfolded, RFC 2047 encoded-words not yet
 /// decoded) so that an index can cache them as they are; each algorithm
@@ -113,7 +113,7 @@ pub fn parse_date(value: &str) -> Option<i64> {
 /// in a field value, in order, without the angle brackets. Lenient: any
 /// non-empty text between `<` and `>` counts; whitespace inside (left by
 /// folding) is removed. Message-IDs compare case-sensitively (RFC 5256
-/// section 4, REFERENCES step 1).
+/// section 3, REFERENCES step 1).
 pub(crate) fn msg_ids(value: &str) -> impl Iterator<Item = Cow<'_, str>> {
     let mut rest = value;
     std::iter::from_fn(move || loop {

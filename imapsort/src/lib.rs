@@ -2,12 +2,13 @@
 //! keys of RFC 5957: pure algorithms over per-message data, no I/O.
 //!
 //! - [`base_subject`] / [`analyze_subject`]: the base subject of RFC 5256
-//!   section 2.1 and the "reply or forward" test of section 4.
+//!   section 2.1 and its "reply or forward" test.
 //! - [`SortItem`]: what SORT and THREAD need per message;
 //!   [`SortItem::from_header`] fills it from a header block.
 //! - [`parse_sort_keys`] and [`sort`]: the SORT command (section 3).
-//! - [`thread_orderedsubject`], [`thread_references`] (section 4) produce
-//!   [`Thread`] trees; [`format_threads`] writes the THREAD response.
+//! - [`thread_orderedsubject`], [`thread_references`] (section 3) produce
+//!   [`Thread`] trees; [`format_threads`] writes the THREAD response
+//!   (section 4).
 //!
 //! Strings compare under `i;ascii-casemap` (RFC 4790), the collation RFC
 //! 5256 names; `i;unicode-casemap` (I18NLEVEL=2, RFC 5255) is not

@@ -1,6 +1,6 @@
 //! The "base subject" of RFC 5256 section 2.1, used by SORT SUBJECT and by
-//! both THREAD algorithms, and the "reply or forward" test of section 3
-//! (THREAD=REFERENCES step 5).
+//! both THREAD algorithms, and the "reply or forward" test defined there
+//! (used by THREAD=REFERENCES step 5, section 3).
 //!
 //! The ABNF of section 5 that steps (2)-(6) implement:
 //!
@@ -30,7 +30,7 @@ pub struct BaseSubject {
     /// The base subject (RFC 5256 section 2.1 step 7), case preserved.
     pub text: String,
     /// True when extraction removed a `subj-refwd` (`Re:`, `Fwd:`, ...), a
-    /// `(fwd)` trailer, or a `[fwd: ...]` wrapper: RFC 5256 section 3's
+    /// `(fwd)` trailer, or a `[fwd: ...]` wrapper: RFC 5256 section 2.1's
     /// definition of "a reply or forward", used by THREAD=REFERENCES step
     /// 5. THREAD=ORDEREDSUBJECT does not use it.
     pub reply_or_forward: bool,
@@ -56,7 +56,7 @@ pub fn base_subject(subject: &str) -> String {
 }
 
 /// [`base_subject`] together with the "reply or forward" flag of RFC 5256
-/// section 3.
+/// section 2.1.
 ///
 /// ```
 /// use mailscale_imapsort::analyze_subject;

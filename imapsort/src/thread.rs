@@ -1,4 +1,4 @@
-//! THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 section 4).
+//! THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 section 3).
 //!
 //! REFERENCES works on an arena of nodes (one per message, plus dummies for
 //! referenced Message-IDs that are not in the result) and never recurses,
@@ -41,7 +41,7 @@ impl ThreadAlgorithm {
     }
 }
 
-/// THREAD=ORDEREDSUBJECT ("poor man's threading", RFC 5256 section 4):
+/// THREAD=ORDEREDSUBJECT ("poor man's threading", RFC 5256 section 3):
 /// messages are sorted by base subject, then sent date; each run of equal
 /// base subjects (`i;ascii-casemap`, the empty subject included) is one
 /// thread whose first message is the root and whose other messages are all
@@ -163,13 +163,14 @@ impl Forest<'_> {
     }
 }
 
-/// THREAD=REFERENCES (RFC 5256 section 4), all six steps:
+/// THREAD=REFERENCES (RFC 5256 section 3), all six steps:
 ///
 /// 1. Messages (in mailbox order) are linked parent/child along their
 ///    References (or, lacking valid ones, the first Message-ID of
 ///    In-Reply-To); unknown Message-IDs become dummies; an existing parent
-///    link is never changed by a reference chain; no link that would close
-///    a loop is made; a message without a valid Message-ID, or repeating an
+///    link is never changed by a reference chain but is replaced by the
+///    message's own last reference; no link that would close a loop is
+///    made (the message then keeps the parent it had); a message without a valid Message-ID, or repeating an
 ///    earlier message's, gets a unique one; Message-IDs compare
 ///    case-sensitively.
 /// 2. Parentless messages become the threads.
