@@ -7,6 +7,7 @@
 //! | `POST /repl/promote[?epoch=N]` | become the primary (a failover) |
 //! | `POST /repl/demote[?epoch=N]` | become the replica (a planned switch-over) |
 //! | `POST /repl/sync?user=U[&full=1]` | sync one user now and wait for it |
+//! | `POST /repl/reset-lag` | forget the lag samples behind `lag_ms_p50`/`p99` (benchmarks) |
 //!
 //! HTTP/1.0-style: one request per connection, answered and closed. With `token_file` set,
 //! requests need `Authorization: Bearer <token>`.
@@ -192,6 +193,10 @@ async fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
                 Ok(r) => json(200, &serde_json::json!({ "role": "replica", "epoch": r.epoch })),
                 Err(e) => error(500, &format!("{e:#}")),
             }
+        }
+        ("POST", "/repl/reset-lag") => {
+            repl.reset_lags();
+            json(200, &serde_json::json!({ "reset": true }))
         }
         ("POST", "/repl/sync") => {
             let Some(user) = req.param("user") else {

@@ -58,6 +58,11 @@ impl Ctx {
             }
             None => None,
         };
+        if cfg.replication.as_ref().is_some_and(|r| r.partner.is_some()) {
+            // A change wakes the sync worker: it travels at once, not at the next poll.
+            let kick = repl.kick.clone();
+            store.on_change(Box::new(move || kick.notify_one()));
+        }
         Ok(Arc::new(Ctx { cfg, store: Arc::new(store), users: Arc::new(users), tls, frontends, repl }))
     }
 }

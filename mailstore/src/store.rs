@@ -121,6 +121,11 @@ impl Store {
         self.log.mark(user)
     }
 
+    /// Calls `f` after every change logged for replication (the sync worker's wake-up).
+    pub fn on_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.log.on_mark(f);
+    }
+
     /// How many users wait for a sync (replication lag in users).
     ///
     /// # Errors

@@ -61,7 +61,7 @@ pub struct ReplState {
     replica: AtomicBool,
     cfg: Option<Replication>,
     /// Wakes the sync worker (a synchronous write waiting, a role change).
-    pub kick: Notify,
+    pub kick: std::sync::Arc<Notify>,
     /// user → highest change-log mark known to be on the replica.
     synced: Mutex<HashMap<Username, u64>>,
     synced_tx: watch::Sender<u64>,
@@ -108,7 +108,7 @@ impl ReplState {
             replica: AtomicBool::new(role.role == Role::Replica),
             role: Mutex::new(role),
             cfg: cfg.cloned(),
-            kick: Notify::new(),
+            kick: std::sync::Arc::new(Notify::new()),
             synced: Mutex::new(HashMap::new()),
             synced_tx: watch::channel(0).0,
             link_down: AtomicBool::new(false),

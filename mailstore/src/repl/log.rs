@@ -48,6 +48,9 @@ pub struct ChangeLog {
     /// user → unix milliseconds of the oldest change not yet on the replica (replication lag).
     since: Database<Str, U64<BigEndian>>,
     meta: Database<Str, U64<BigEndian>>,
+    /// Called after each mark: wakes the sync worker, so that a change travels at once instead
+    /// of at the next poll.
+    hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Unix time in milliseconds.
@@ -110,7 +113,7 @@ impl ChangeLog {
         let since = env.create_database(&mut wtxn, Some("since"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         wtxn.commit()?;
-        Ok((ChangeLog { dir: dir.to_path_buf(), env, users, since, meta }, trusted))
+        Ok((ChangeLog { dir: dir.to_path_buf(), env, users, since, meta, hook: std::sync::OnceLock::new() }, trusted))
     }
 
     /// Records that `user` changed; returns the new mark.
@@ -126,7 +129,15 @@ impl ChangeLog {
             self.since.put(&mut wtxn, user.as_str(), &now_ms())?;
         }
         wtxn.commit()?;
+        if let Some(h) = self.hook.get() {
+            h();
+        }
         Ok(seq)
+    }
+
+    /// Sets the function called after each mark (once; later calls are ignored).
+    pub fn on_mark(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.hook.set(f);
     }
 
     /// The user's current mark, if it is pending.
