@@ -5,6 +5,7 @@
 #   make test    everything CI runs (.ci/run): Rust unit/integration tests + end-to-end tests
 #   make bench   mailstored vs Dovecot 2.3 side by side (bench/); COUNT=500 for a quick run
 #   make bench-auth   the auth location: module vs Lua vs nginx's floor (bench/auth/)
+#   make bench-repl   replication: lag, catch-up (vs Dovecot dsync), failover time (bench/repl/)
 #
 # Scripts do the work (scripts/, bench/); this file only orders them.
 
@@ -21,7 +22,7 @@ COUNT ?= 10000
 # Written by vendor-nginx/prepare.sh (run by scripts/install-deps.sh): NGINX_SOURCE_DIR/BUILD_DIR.
 NGINX_ENV ?= $(or $(CARGO_TARGET_DIR),target)/nginx-env.sh
 
-.PHONY: help deps build module up down restart status test test-rust test-e2e bench bench-auth
+.PHONY: help deps build module up down restart status test test-rust test-e2e bench bench-auth bench-repl
 
 help:
 	@sed -n 's/^#   make/make/p' $(firstword $(MAKEFILE_LIST))
@@ -52,7 +53,8 @@ restart: build
 	@scripts/up.sh
 
 status:
-	@for p in "mailstored primary:run/primary/mailstored.pid" "redis-server (frontend cache):run/redis/redis.pid" \
+	@for p in "mailstored primary:run/primary/mailstored.pid" "mailstored replica:run/replica/mailstored.pid" \
+	          "redis-server (frontend cache):run/redis/redis.pid" \
 	          "nginx frontend:run/frontend/nginx/nginx.pid"; do \
 	    name="$${p%%:*}"; file="$${p#*:}"; \
 	    if [ -s "$$file" ] && kill -0 "$$(cat "$$file")" 2>/dev/null; then \
@@ -83,3 +85,8 @@ bench: build
 bench-auth: build
 	@bench/install-bench-deps.sh
 	$(PYTHON) bench/auth/run.py
+
+# Backend pair replication: lag at 50 deliveries/s, catch-up vs doveadm backup, failover of
+# 2,000 users (bench/repl/).
+bench-repl: build
+	$(PYTHON) bench/repl/run.py
