@@ -308,3 +308,25 @@ def test_the_metrics_text_is_prometheus(tmp_path, material, certs):
     finally:
         pair.stop()
 
+
+
+def test_admin_api_token(tmp_path, material):
+    from harness import Server
+    s = Server(tmp_path / "tok", material, tls=False, admin=True)
+    (s.dir / "admin.token").write_text("s3cret-admin-token\n")
+    s.config.write_text(s.config.read_text() + 'token_file = "admin.token"\n')
+    s.start()
+    try:
+        status, body = s.admin_call("GET", "/status")
+        assert status == 401 and body["error"] == "bad or missing bearer token"
+        token = tmp_path / "mailctl.token"
+        token.write_text("s3cret-admin-token\n")
+        r = mailctl("repl", "status", "--admin", f"t={s.admin_addr()}", "--token-file", str(token))
+        assert r.stdout.startswith("t primary epoch=0"), r.stdout
+        token.write_text("wrong\n")
+        r = mailctl("repl", "status", "--admin", f"t={s.admin_addr()}", "--token-file", str(token),
+                    check=False)
+        assert r.returncode == 1 and "bad or missing bearer token" in r.stdout, r.stdout + r.stderr
+        assert "s3cret-admin-token" not in s.log_text()
+    finally:
+        s.stop()

@@ -134,14 +134,15 @@ async fn serve(ctx: &Ctx, mut tcp: TcpStream, token: Option<&str>) -> std::io::R
     .await
     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let (status, ctype, body) = match head.map(|h| parse(&h)) {
-        None => (413, "text/plain", "request head too large\n".to_string()),
-        Some(Err(e)) => (400, "text/plain", format!("{e}\n")),
+        None => error(413, "request head too large"),
+        Some(Err(e)) => error(400, &e),
         Some(Ok(req)) => {
             if let Some(t) = token {
                 let given = req.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
                 if t.is_empty() || !constant_time_eq(given.as_bytes(), t.as_bytes()) {
                     tracing::warn!(path = %req.path, "admin request refused: bad or missing token");
-                    write(&mut tcp, 401, "text/plain", "bad or missing bearer token\n").await?;
+                    let (status, ctype, body) = error(401, "bad or missing bearer token");
+                    write(&mut tcp, status, ctype, &body).await?;
                     return Ok(());
                 }
             }
