@@ -191,11 +191,21 @@ pub struct StoreConfig {
     pub expunge_retention_secs: i64,
     pub purge_interval_secs: u64,
     pub open_index_cache: usize,
+    /// Storage quota per user in bytes (0 = unlimited); `mailctl quota set` overrides it per user.
+    pub quota_bytes: u64,
+    /// LMTP answers a delivery over quota with `552 5.2.2` (permanent) instead of `452 4.2.2`.
+    pub quota_lmtp_permanent: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { expunge_retention_secs: 7 * 86400, purge_interval_secs: 3600, open_index_cache: 128 }
+        StoreConfig {
+            expunge_retention_secs: 7 * 86400,
+            purge_interval_secs: 3600,
+            open_index_cache: 128,
+            quota_bytes: 0,
+            quota_lmtp_permanent: false,
+        }
     }
 }
 

@@ -37,6 +37,7 @@ impl Ctx {
             StoreOptions {
                 open_index_cache: cfg.store.open_index_cache,
                 expunge_retention_secs: cfg.store.expunge_retention_secs,
+                quota_bytes: cfg.store.quota_bytes,
             },
         )
         .with_context(|| format!("data_dir {}", cfg.data_dir.display()))?;

@@ -8,13 +8,17 @@
 pub mod blob;
 mod messages;
 pub mod names;
+mod quota;
 pub mod repl;
 pub mod schema;
 mod store;
+mod undelete;
 mod user;
 
 pub use blob::Guid;
 pub use messages::{Appended, Copied, Stored};
+pub use quota::QuotaOverride;
+pub use undelete::{RestoreReport, Restored, Undeletable, UndeleteFilter};
 pub use names::{MailboxName, Username, SEPARATOR};
 pub use repl::{ChangeLog, MailboxState, ReplOp};
 pub use schema::{flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode};
@@ -42,9 +46,15 @@ pub enum Error {
     /// [`UserStore::renumber_conflict`]).
     #[error("UID {uid} of {mailbox} holds a different message")]
     UidConflict { mailbox: String, uid: u32 },
+    /// The message would take the user over their storage quota (RFC 9208 OVERQUOTA; LMTP
+    /// 452 4.2.2 / 552 5.2.2).
+    #[error("over quota: {usage} of {limit} bytes used, {needed} more refused")]
+    OverQuota { usage: u64, limit: u64, needed: u64 },
     #[error("index damaged: {0}")]
     Corrupt(String),
 }
 
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,11 @@ impl UserStore {
         flags: Flags,
         internaldate: Option<(i64, i16)>,
     ) -> Result<Appended, Error> {
+        let size = raw.len() as u64;
+        // Checked before the file is written too, so that refused mail leaves no file behind.
+        let txn = self.rtxn()?;
+        self.admit_in(&txn, size)?;
+        drop(txn);
         let guid = self.blobs.put(raw)?;
         let a = mailscale_mime::analyze(raw);
         let cache = CacheRecord {
@@ -91,6 +96,7 @@ impl UserStore {
         let (date, tz) = internaldate.unwrap_or_else(|| (chrono::Utc::now().timestamp(), 0));
         self.write(|txn| {
             let mut m = self.existing(txn, mailbox)?;
+            self.admit_in(txn, size)?;
             let uid = m.uidnext;
             m.uidnext += 1;
             m.exists += 1;
@@ -101,6 +107,7 @@ impl UserStore {
             self.msgs.put(txn, &key, &rec)?;
             self.cache.put(txn, &key, &cache)?;
             self.add_ref(txn, &guid)?;
+            self.add_usage(txn, size)?;
             self.mboxes.put(txn, &m.id, &m)?;
             Ok(Appended { uidvalidity: m.uidvalidity, uid })
         })
@@ -224,6 +231,7 @@ impl UserStore {
                 self.cache.put(txn, &new_key, &c)?;
             }
             self.add_ref(txn, &rec.guid)?;
+            self.add_usage(txn, u64::from(rec.size))?;
             out.src.push(uid);
             out.dst.push(new_uid);
         }
@@ -239,6 +247,13 @@ impl UserStore {
         self.write(|txn| {
             let s = self.mboxes.get(txn, &src)?.ok_or_else(|| Error::NoSuchMailbox(format!("#{src}")))?;
             let mut d = self.existing(txn, dst)?;
+            let mut more = 0u64;
+            for &uid in uids {
+                if let Some(rec) = self.msgs.get(txn, &msg_key(src, uid))? {
+                    more += u64::from(rec.size);
+                }
+            }
+            self.admit_in(txn, more)?;
             self.copy_in(txn, &s, uids, &mut d)
         })
     }
@@ -269,6 +284,7 @@ impl UserStore {
                 self.msgs.delete(txn, &key)?;
                 self.cache.delete(txn, &key)?;
                 m.exists -= 1;
+                self.sub_usage(txn, u64::from(rec.size))?;
                 if self.drop_ref(txn, &rec.guid)? {
                     // Cannot happen for a move (the copy holds a reference); keep the file anyway
                     // until the purge task sees no reference, so nothing is lost here.
@@ -298,6 +314,7 @@ impl UserStore {
             self.msgs.delete(txn, &key)?;
             self.cache.delete(txn, &key)?;
             m.exists -= 1;
+            self.sub_usage(txn, u64::from(rec.size))?;
             meta.expunge_seq += 1;
             let ekey = meta.expunge_seq.to_be_bytes();
             let e = ExpungedRecord {
@@ -425,7 +442,10 @@ impl UserStore {
         let files = self.write(|txn| {
             let mut files = Vec::new();
             for (k, guid) in &doomed {
-                self.expunged.delete(txn, k)?;
+                // A restore may have taken the record back meanwhile; its reference is live then.
+                if !self.expunged.delete(txn, k)? {
+                    continue;
+                }
                 if self.drop_ref(txn, guid)? {
                     files.push(*guid);
                 }

@@ -17,11 +17,13 @@ pub struct StoreOptions {
     pub open_index_cache: usize,
     /// Seconds an expunged message stays restorable before the purge task removes it.
     pub expunge_retention_secs: i64,
+    /// Storage quota in bytes of users without an override of their own; 0 means unlimited.
+    pub quota_bytes: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { open_index_cache: 128, expunge_retention_secs: 7 * 86400 }
+        StoreOptions { open_index_cache: 128, expunge_retention_secs: 7 * 86400, quota_bytes: 0 }
     }
 }
 
@@ -155,6 +157,7 @@ impl Store {
             &self.metadata.join(user.as_str()),
             &self.mail.join(user.as_str()),
             Some(self.log.clone()),
+            self.options.quota_bytes,
         )
         .map_err(|e| {
             tracing::error!(user = %user, error = %e, "cannot open user index");

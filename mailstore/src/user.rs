@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use heed::byteorder::BigEndian;
-use heed::types::{Bytes, SerdeBincode, Str, Unit, U32};
+use heed::types::{Bytes, SerdeBincode, Str, Unit, U32, U64};
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
 use tokio::sync::watch;
 
@@ -36,6 +36,10 @@ pub struct UserStore {
     pub(crate) expunged: Database<Bytes, SerdeBincode<ExpungedRecord>>,
     pub(crate) guids: Database<Bytes, U32<BigEndian>>,
     pub(crate) subs: Database<Str, Unit>,
+    /// Storage usage and the per-user limit override (`quota.rs`).
+    pub(crate) quota: Database<Str, U64<BigEndian>>,
+    /// The instance's quota for users without an override (`[store] quota_bytes`; 0 = none).
+    pub(crate) default_quota: u64,
     pub(crate) blobs: BlobDir,
     changes: watch::Sender<u64>,
     /// The instance's replication log, marked by every logged write (`None` in a store opened
@@ -59,6 +63,7 @@ impl UserStore {
         meta_dir: &Path,
         mail_dir: &Path,
         log: Option<Arc<ChangeLog>>,
+        default_quota: u64,
     ) -> Result<Arc<Self>, Error> {
         std::fs::create_dir_all(meta_dir)?;
         std::fs::create_dir_all(mail_dir)?;
@@ -78,6 +83,8 @@ impl UserStore {
             expunged: env.create_database(&mut wtxn, Some("expunged"))?,
             guids: env.create_database(&mut wtxn, Some("guids"))?,
             subs: env.create_database(&mut wtxn, Some("subscriptions"))?,
+            quota: env.create_database(&mut wtxn, Some("quota"))?,
+            default_quota,
             blobs: BlobDir::new(mail_dir.to_path_buf()),
             changes: watch::channel(0).0,
             log,
@@ -95,6 +102,7 @@ impl UserStore {
                 store.subs.put(&mut wtxn, name.as_str(), &())?;
             }
         }
+        store.init_usage(&mut wtxn)?;
         wtxn.commit()?;
         Ok(Arc::new(store))
     }
@@ -198,7 +206,7 @@ impl UserStore {
         Ok(out)
     }
 
-    fn next_uidvalidity(&self, txn: &mut RwTxn<'_>) -> Result<u32, Error> {
+    pub(crate) fn next_uidvalidity(&self, txn: &mut RwTxn<'_>) -> Result<u32, Error> {
         let mut meta = self.get_meta(txn)?;
         let now = chrono::Utc::now().timestamp() as u32;
         let v = now.max(meta.last_uidvalidity.wrapping_add(1)).max(1);

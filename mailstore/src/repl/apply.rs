@@ -257,6 +257,7 @@ impl UserStore {
             None => {
                 self.cache.put(txn, &key, cache)?;
                 self.add_ref(txn, &rec.guid)?;
+                self.add_usage(txn, u64::from(rec.size))?;
                 m.exists += 1;
             }
         }
@@ -475,6 +476,7 @@ impl UserStore {
             self.msgs.put(txn, &key, &new)?;
             self.cache.put(txn, &key, &cache)?;
             self.add_ref(txn, &rec.guid)?;
+            self.add_usage(txn, u64::from(rec.size))?;
             self.mboxes.put(txn, &m.id, &m)?;
             if self.names.get(txn, &m.name)?.is_none() {
                 self.names.put(txn, &m.name, &m.id)?;
