@@ -36,6 +36,9 @@ pub struct UserStore {
     pub(crate) expunged: Database<Bytes, SerdeBincode<ExpungedRecord>>,
     pub(crate) guids: Database<Bytes, U32<BigEndian>>,
     pub(crate) subs: Database<Str, Unit>,
+    /// Sieve scripts by name, and the active name + vacation records (`sieve.rs`).
+    pub(crate) sieve_scripts: Database<Str, Str>,
+    pub(crate) sieve_state: Database<Str, Str>,
     /// Storage usage and the per-user limit override (`quota.rs`).
     pub(crate) quota: Database<Str, U64<BigEndian>>,
     /// The instance's quota for users without an override (`[store] quota_bytes`; 0 = none).
@@ -83,6 +86,8 @@ impl UserStore {
             expunged: env.create_database(&mut wtxn, Some("expunged"))?,
             guids: env.create_database(&mut wtxn, Some("guids"))?,
             subs: env.create_database(&mut wtxn, Some("subscriptions"))?,
+            sieve_scripts: env.create_database(&mut wtxn, Some("sieve_scripts"))?,
+            sieve_state: env.create_database(&mut wtxn, Some("sieve_state"))?,
             quota: env.create_database(&mut wtxn, Some("quota"))?,
             default_quota,
             blobs: BlobDir::new(mail_dir.to_path_buf()),
