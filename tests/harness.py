@@ -151,22 +151,26 @@ class Server:
     def __init__(self, workdir: Path, material: Material, limits: dict | None = None,
                  tls: bool = True, env: dict | None = None, frontend: dict | None = None,
                  store: dict | None = None, replication: dict | None = None,
-                 admin: bool = False):
+                 admin: bool = False, sieve: dict | None = None):
         """`frontend`, when given, becomes the `[frontend]` section (ticket logins), e.g.
         {"ticket_key": "/path/ticket.key", "trusted": ["127.0.0.1"]}. `replication` becomes
         the `[replication]` section as given (strings quoted, numbers as they are); a replica's
         `listen` address is waited for by `start()`. `admin` adds an `[admin]` listener on a
-        free loopback port (`admin_get` / `admin_post`)."""
+        free loopback port (`admin_get` / `admin_post`). `sieve` becomes the `[sieve]` section
+        (e.g. {"relay": "127.0.0.1:25"}); every server listens for ManageSieve on
+        `ports["managesieve"]`."""
         require_binary()
         self.frontend = frontend
         self.replication = replication
+        self.sieve = sieve
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
         self.limits = dict(DEFAULT_LIMITS, **(limits or {}))
         self.store = dict(DEFAULT_STORE, **(store or {}))
         self.env = dict(os.environ, **(env or {}))
-        self.ports = {name: free_port() for name in ("imap", "pop3", "lmtp", "imaps", "pop3s")}
+        self.ports = {name: free_port() for name in ("imap", "pop3", "lmtp", "imaps", "pop3s",
+                                                         "managesieve")}
         self.admin = free_port() if admin else None
         self.config = self.dir / "mailstored.toml"
         self.log_path = self.dir / "mailstored.log"
@@ -182,7 +186,7 @@ class Server:
     def _write_config(self) -> None:
         p = self.ports
         listen = [f'imap = "{HOST}:{p["imap"]}"', f'pop3 = "{HOST}:{p["pop3"]}"',
-                  f'lmtp = "{HOST}:{p["lmtp"]}"']
+                  f'lmtp = "{HOST}:{p["lmtp"]}"', f'managesieve = "{HOST}:{p["managesieve"]}"']
         if self.tls:
             listen += [f'imaps = "{HOST}:{p["imaps"]}"', f'pop3s = "{HOST}:{p["pop3s"]}"']
         text = "\n".join([
@@ -217,12 +221,18 @@ class Server:
                   for k, v in self.replication.items()),
                 "",
             ])
+        if self.sieve is not None:
+            text += "\n".join([
+                "[sieve]",
+                *(f"{k} = {json.dumps(v)}" for k, v in self.sieve.items()),
+                "",
+            ])
         if self.admin is not None:
             text += f'[admin]\nlisten = "{HOST}:{self.admin}"\n'
         self.config.write_text(text)
 
     def listening_ports(self) -> list[int]:
-        names = ["imap", "pop3", "lmtp"] + (["imaps", "pop3s"] if self.tls else [])
+        names = ["imap", "pop3", "lmtp", "managesieve"] + (["imaps", "pop3s"] if self.tls else [])
         ports = [self.ports[n] for n in names]
         if self.replication and "listen" in self.replication:
             ports.append(int(str(self.replication["listen"]).rsplit(":", 1)[1]))

@@ -30,6 +30,57 @@ pub struct Config {
     pub replication: Option<Replication>,
     /// The operators' HTTP API (`mailctl repl`, `mailctl failover`, metrics); absent: none.
     pub admin: Option<Admin>,
+    /// Sieve at LMTP delivery and ManageSieve: limits and the SMTP relay.
+    #[serde(default)]
+    pub sieve: SieveConfig,
+}
+
+/// `[sieve]`: Sieve at delivery (RFC 5228) and the ManageSieve listener's script limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SieveConfig {
+    /// `HOST:PORT` of the SMTP relay that redirect and vacation send through; absent: they are
+    /// not sent (a redirect then keeps the message in INBOX, a vacation reply is logged only).
+    pub relay: Option<String>,
+    /// Largest script accepted by ManageSieve and run at delivery, in bytes.
+    pub max_script_size: usize,
+    /// Most scripts one user may keep.
+    pub max_scripts: usize,
+    /// Most redirects one delivery may send (the `MAXREDIRECTS` capability).
+    pub max_redirects: usize,
+    /// Most actions one script run may take.
+    pub max_actions: usize,
+    /// Envelope sender of redirected messages: `original` (the message's own MAIL FROM, RFC
+    /// 5228 section 4.2) or `null` (`<>`: bounces of a redirect go nowhere, never back to a
+    /// forged sender).
+    pub redirect_sender: RedirectSender,
+    /// Connect + whole-transaction timeout towards the relay.
+    pub relay_timeout_secs: u64,
+    /// Offer SASL PLAIN on ManageSieve connections without TLS (default: only after STARTTLS).
+    pub plaintext_auth: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectSender {
+    #[default]
+    Original,
+    Null,
+}
+
+impl Default for SieveConfig {
+    fn default() -> Self {
+        SieveConfig {
+            relay: None,
+            max_script_size: 64 * 1024,
+            max_scripts: 32,
+            max_redirects: 4,
+            max_actions: 32,
+            redirect_sender: RedirectSender::Original,
+            relay_timeout_secs: 30,
+            plaintext_auth: false,
+        }
+    }
 }
 
 /// `[admin]`: a small HTTP API for `mailctl` and monitoring (JSON; Prometheus text on
@@ -146,6 +197,8 @@ pub struct Listen {
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
     pub lmtp: Option<SocketAddr>,
+    /// ManageSieve (RFC 5804), script upload; STARTTLS when [tls] is set.
+    pub managesieve: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,6 +220,8 @@ pub struct Limits {
     pub imap_idle_timeout_secs: u64,
     pub pop3_timeout_secs: u64,
     pub lmtp_timeout_secs: u64,
+    /// A ManageSieve session with no command for this long is closed.
+    pub managesieve_timeout_secs: u64,
     /// How long a client may leave a response unread before it is dropped.
     pub write_timeout_secs: u64,
 }
@@ -180,6 +235,7 @@ impl Default for Limits {
             imap_idle_timeout_secs: 1800,
             pop3_timeout_secs: 600,
             lmtp_timeout_secs: 300,
+            managesieve_timeout_secs: 600,
             write_timeout_secs: 60,
         }
     }
@@ -276,6 +332,18 @@ impl Config {
                 ),
                 None => {}
             }
+        }
+        let sv = &cfg.sieve;
+        if let Some(relay) = &sv.relay {
+            if !relay.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)) {
+                bail!("{}: sieve.relay must be HOST:PORT, got {relay:?}", path.display());
+            }
+        }
+        if sv.max_script_size == 0 || sv.max_scripts == 0 || sv.max_actions == 0 || sv.relay_timeout_secs == 0 {
+            bail!(
+                "{}: sieve.max_script_size, sieve.max_scripts, sieve.max_actions and sieve.relay_timeout_secs must be > 0",
+                path.display()
+            );
         }
         let l = &cfg.listen;
         if l.imap.is_none() && l.imaps.is_none() && l.pop3.is_none() && l.pop3s.is_none() && l.lmtp.is_none() {
@@ -378,5 +446,19 @@ mod tests {
         assert!(format!("{:#}", e.unwrap_err()).contains("admin.token_file"));
         let c = load(&format!("{base}listen = \"0.0.0.0:10180\"\ntoken_file = \"t\"\n")).unwrap();
         assert!(c.admin.unwrap().token_file.unwrap().is_absolute());
+    }
+
+    #[test]
+    fn sieve_section() {
+        let base = "data_dir = \"d\"\nusers_file = \"u\"\n[listen]\nmanagesieve = \"127.0.0.1:4190\"\nimap = \"127.0.0.1:1\"\n";
+        let c = load(base).unwrap();
+        assert_eq!((c.sieve.relay, c.sieve.max_redirects), (None, 4));
+        assert_eq!(c.listen.managesieve.unwrap().port(), 4190);
+        let c = load(&format!("{base}[sieve]\nrelay = \"localhost:25\"\nredirect_sender = \"null\"\n")).unwrap();
+        assert_eq!(c.sieve.redirect_sender, RedirectSender::Null);
+        let e = load(&format!("{base}[sieve]\nrelay = \"localhost\"\n"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("sieve.relay"));
+        let e = load(&format!("{base}[sieve]\nrealy = \"localhost:25\"\n"));
+        assert!(format!("{:#}", e.unwrap_err()).contains("realy"));
     }
 }

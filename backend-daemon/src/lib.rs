@@ -8,10 +8,12 @@ pub mod config;
 pub mod frontend;
 pub mod imap;
 pub mod lmtp;
+pub mod managesieve;
 pub mod net;
 pub mod pop3;
 pub mod repl;
 pub mod server;
+pub mod smtp;
 pub mod tls;
 
 /// Runs a store call (LMDB commit, fsync, file read) without stalling the other connections

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub frontends: Option<Frontends>,
     /// This backend's role in its pair, the link's health, synchronous writers' waits.
     pub repl: crate::repl::state::ReplState,
+    /// Parsed active Sieve scripts of recent recipients (LMTP delivery).
+    pub sieve: crate::lmtp::sieve::ScriptCache,
 }
 
 impl Ctx {
@@ -64,7 +66,15 @@ impl Ctx {
             let kick = repl.kick.clone();
             store.on_change(Box::new(move || kick.notify_one()));
         }
-        Ok(Arc::new(Ctx { cfg, store: Arc::new(store), users: Arc::new(users), tls, frontends, repl }))
+        Ok(Arc::new(Ctx {
+            cfg,
+            store: Arc::new(store),
+            users: Arc::new(users),
+            tls,
+            frontends,
+            repl,
+            sieve: Default::default(),
+        }))
     }
 }
 
@@ -74,6 +84,7 @@ pub enum Proto {
     Imap,
     Pop3,
     Lmtp,
+    ManageSieve,
 }
 
 impl Proto {
@@ -82,6 +93,7 @@ impl Proto {
             Proto::Imap => "imap",
             Proto::Pop3 => "pop3",
             Proto::Lmtp => "lmtp",
+            Proto::ManageSieve => "managesieve",
         }
     }
 
@@ -90,6 +102,7 @@ impl Proto {
             Proto::Imap => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
             Proto::Pop3 => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
             Proto::Lmtp => b"421 4.3.2 Too many connections, try again later\r\n",
+            Proto::ManageSieve => b"BYE (TRYLATER) \"Too many connections, try again later\"\r\n",
         }
     }
 }
@@ -108,6 +121,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
         (l.pop3, Proto::Pop3, false),
         (l.pop3s, Proto::Pop3, true),
         (l.lmtp, Proto::Lmtp, false),
+        (l.managesieve, Proto::ManageSieve, false),
     ] {
         if let Some(addr) = addr {
             let sock = listen(addr).with_context(|| {
@@ -214,6 +228,7 @@ async fn serve(ctx: Arc<Ctx>, tcp: TcpStream, peer: SocketAddr, proto: Proto, im
         Proto::Imap => lim.imap_idle_timeout_secs,
         Proto::Pop3 => lim.pop3_timeout_secs,
         Proto::Lmtp => lim.lmtp_timeout_secs,
+        Proto::ManageSieve => lim.managesieve_timeout_secs,
     });
     let write_timeout = Duration::from_secs(lim.write_timeout_secs);
     let stream = if implicit_tls {
@@ -240,6 +255,7 @@ async fn serve(ctx: Arc<Ctx>, tcp: TcpStream, peer: SocketAddr, proto: Proto, im
         Proto::Imap => crate::imap::serve(ctx, conn, peer).await,
         Proto::Pop3 => crate::pop3::serve(ctx, conn, peer).await,
         Proto::Lmtp => crate::lmtp::serve(ctx, conn, peer).await,
+        Proto::ManageSieve => crate::managesieve::serve(ctx, conn, peer).await,
     };
     match result {
         Ok(()) => tracing::debug!("disconnected"),

@@ -5,12 +5,11 @@
 
 pub mod codec;
 pub mod session;
+pub mod sieve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-use mailstore::{Flags, MailboxName};
 
 use self::codec::{DataReader, Reply};
 use self::session::{with_trace_headers, Action, Recipient, Session};
@@ -98,15 +97,18 @@ async fn read_data(ctx: &Ctx, conn: &mut Conn) -> std::io::Result<Option<Option<
     }
 }
 
-/// Stores one copy per recipient and returns their replies in order (RFC 2033 4.2). In
-/// synchronous replication mode a recipient gets 250 only once the replica holds its copy too.
-async fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u8]>) -> Vec<Reply> {
+/// Stores one copy per recipient, where its Sieve script says (`sieve.rs`), and returns their
+/// replies in order (RFC 2033 4.2). In synchronous replication mode a recipient gets 250 only
+/// once the replica holds its copies too. What the scripts send (redirect, vacation) leaves
+/// after that, for recipients answered 250 only.
+async fn deliver(ctx: &Arc<Ctx>, from: &str, rcpts: &[Recipient], message: Option<&[u8]>) -> Vec<Reply> {
     let Some(message) = message else {
         tracing::info!(limit = ctx.cfg.limits.max_literal_bytes, "message over the size limit refused");
         let too_big = format!("Message too big: the limit is {} bytes", ctx.cfg.limits.max_literal_bytes);
         return rcpts.iter().map(|_| Reply::new(552, "5.3.4", too_big.clone())).collect();
     };
-    let mut replies: Vec<Result<Reply, (&Recipient, u32)>> = Vec::new();
+    let mut replies: Vec<Result<Reply, (&Recipient, Option<u32>)>> = Vec::new();
+    let mut outgoing = Vec::new();
     for rcpt in rcpts {
         if ctx.repl.is_replica() {
             replies.push(Ok(Reply::new(451, "4.3.0", "this backend became a replica; deliver to the primary")));
@@ -123,19 +125,30 @@ async fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u
         }
         let started = Instant::now();
         let bytes = with_trace_headers(from, &rcpt.address, message);
-        let stored = crate::blocking(|| {
-            ctx.store.user(&rcpt.user)?.append(&MailboxName::inbox(), &bytes, Flags::default(), None)
+        let stored = crate::blocking(|| -> Result<_, mailstore::Error> {
+            let user = ctx.store.user(&rcpt.user)?;
+            let plan = sieve::plan(ctx, &user, from, &rcpt.address, &bytes);
+            let mut first_uid = None;
+            for (mailbox, flags) in &plan.stores {
+                let a = user.append(mailbox, &bytes, flags.clone(), None)?;
+                first_uid.get_or_insert(a.uid);
+            }
+            Ok((first_uid, plan))
         });
         replies.push(match stored {
-            Ok(a) => {
+            Ok((uid, plan)) => {
+                let folders: Vec<&str> = plan.stores.iter().map(|(m, _)| m.as_str()).collect();
                 tracing::info!(
                     user = %rcpt.user,
                     size = bytes.len(),
-                    uid = a.uid,
+                    uid,
+                    folders = ?folders,
+                    redirects = plan.redirects.len(),
                     ms = started.elapsed().as_millis() as u64,
                     "delivered"
                 );
-                Err((rcpt, a.uid))
+                outgoing.push((rcpt, plan));
+                Err((rcpt, uid))
             }
             Err(e) => {
                 tracing::error!(user = %rcpt.user, size = bytes.len(), error = %e, "delivery failed");
@@ -148,7 +161,16 @@ async fn deliver(ctx: &Ctx, from: &str, rcpts: &[Recipient], message: Option<&[u
         out.push(match r {
             Ok(reply) => reply,
             Err((rcpt, uid)) => match ctx.repl.wait_replicated(&ctx.store, &rcpt.user).await {
-                Ok(()) => Reply::new(250, "2.0.0", format!("<{}> delivered, uid {uid}", rcpt.address)),
+                Ok(()) => {
+                    if let Some(i) = outgoing.iter().position(|(r, _)| std::ptr::eq(*r, rcpt)) {
+                        let (_, plan) = outgoing.swap_remove(i);
+                        sieve::send(ctx.clone(), rcpt.user.clone(), from.to_owned(), rcpt.address.clone(), message.to_vec(), plan);
+                    }
+                    match uid {
+                        Some(uid) => Reply::new(250, "2.0.0", format!("<{}> delivered, uid {uid}", rcpt.address)),
+                        None => Reply::new(250, "2.0.0", format!("<{}> delivered (filed nowhere by Sieve)", rcpt.address)),
+                    }
+                }
                 Err(why) => {
                     tracing::error!(user = %rcpt.user, reason = ?why,
                         "stored here but the replica did not confirm it: answered 451 (the retry may duplicate it)");
