@@ -8,6 +8,7 @@
 //! | `POST /repl/demote[?epoch=N]` | become the replica (a planned switch-over) |
 //! | `POST /repl/sync?user=U[&full=1]` | sync one user now and wait for it |
 //! | `POST /repl/reset-lag` | forget the lag samples behind `lag_ms_p50`/`p99` (benchmarks) |
+//! | `/quota`, `/undelete`, `/undelete/restore` | per-user quota and undelete ([`crate::mailadmin`]) |
 //!
 //! HTTP/1.0-style: one request per connection, answered and closed. With `token_file` set,
 //! requests need `Authorization: Bearer <token>`.
@@ -212,6 +213,7 @@ async fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
                 Err(e) => error(503, &e),
             }
         }
+        (m, p) if crate::mailadmin::handles(p) => crate::mailadmin::route(ctx, m, p, &|k| req.param(k).map(String::from)),
         ("GET" | "POST", _) => error(404, &format!("no such endpoint {}", req.path)),
         _ => error(405, &format!("method {} not allowed", req.method)),
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod frontend;
 pub mod imap;
 pub mod lmtp;
+pub mod mailadmin;
 pub mod managesieve;
 pub mod net;
 pub mod pop3;

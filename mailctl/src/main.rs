@@ -1,8 +1,10 @@
 //! `mailctl`: the operator's CLI. Every failure prints one line on stderr and exits with 1.
 #![forbid(unsafe_code)]
 
+mod admin_client;
 mod args;
 mod ldap_import;
+mod mail_cmd;
 mod repl_cmd;
 mod roles_cmd;
 mod ticket_cmd;
@@ -46,6 +48,16 @@ usage:
   mailctl failover BACKEND --db DIR --admin BACKEND=HOST:PORT,PARTNER=HOST:PORT
                                              (demote BACKEND if it answers, promote its partner,
                                               mark BACKEND failover in roles)
+  mailctl quota get --user USER --admin NAME=HOST:PORT[,...] [--json]
+                                             (usage and limit on the primary)
+  mailctl quota set --user USER --bytes N|none|default --admin NAME=HOST:PORT[,...]
+                                             (the user's limit on every backend given; none:
+                                              unlimited, default: [store] quota_bytes)
+  mailctl undelete list --user USER [--mailbox M] [--since T] --admin NAME=HOST:PORT[,...] [--json]
+  mailctl undelete restore --user USER [--mailbox M] [--since T] --admin NAME=HOST:PORT[,...]
+                                             (messages expunged within the retention, from
+                                              M, since T (unix seconds or RFC 3339), back into
+                                              their folder with new UIDs; deleted folders too)
 --db may also come from MAILCTL_ROLES_DB, --admin from MAILCTL_ADMIN; --token-file FILE (or
 MAILCTL_ADMIN_TOKEN_FILE) holds the admin API's bearer token where the backends require one.";
 
@@ -71,6 +83,8 @@ fn run(mut args: Args) -> Result<()> {
         "ticket" => ticket_cmd::run(args),
         "repl" => repl_cmd::run(args),
         "failover" => repl_cmd::failover(args),
+        "quota" => mail_cmd::quota(args),
+        "undelete" => mail_cmd::undelete(args),
         // A Nagios plugin: a usage error is UNKNOWN (3), not 1 (WARNING).
         "check" => match repl_cmd::check(args) {
             Ok(code) => std::process::exit(i32::from(code)),

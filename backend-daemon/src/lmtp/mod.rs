@@ -150,6 +150,10 @@ async fn deliver(ctx: &Arc<Ctx>, from: &str, rcpts: &[Recipient], message: Optio
                 outgoing.push((rcpt, plan));
                 Err((rcpt, uid))
             }
+            Err(e @ mailstore::Error::OverQuota { .. }) => {
+                tracing::info!(user = %rcpt.user, size = bytes.len(), error = %e, "delivery refused: over quota");
+                Ok(crate::mailadmin::lmtp_over_quota(ctx, &rcpt.address))
+            }
             Err(e) => {
                 tracing::error!(user = %rcpt.user, size = bytes.len(), error = %e, "delivery failed");
                 Ok(Reply::new(451, "4.3.0", format!("<{}>: temporary failure", rcpt.address)))
