@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod blob;
+mod imapext;
 mod messages;
 pub mod names;
 mod quota;
@@ -17,6 +18,7 @@ mod undelete;
 mod user;
 
 pub use blob::Guid;
+pub use imapext::Vanished;
 pub use messages::{Appended, Copied, Stored};
 pub use quota::QuotaOverride;
 pub use undelete::{RestoreReport, Restored, Undeletable, UndeleteFilter};

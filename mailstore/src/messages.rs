@@ -284,6 +284,7 @@ impl UserStore {
                 self.msgs.delete(txn, &key)?;
                 self.cache.delete(txn, &key)?;
                 m.exists -= 1;
+                self.record_vanished(txn, m.id, &[uid], m.highestmodseq)?;
                 self.sub_usage(txn, u64::from(rec.size))?;
                 if self.drop_ref(txn, &rec.guid)? {
                     // Cannot happen for a move (the copy holds a reference); keep the file anyway
@@ -325,6 +326,7 @@ impl UserStore {
                 message: rec,
             };
             self.expunged.put(txn, &ekey, &e)?;
+            self.record_vanished(txn, m.id, &[uid], m.highestmodseq)?;
         }
         self.meta.put(txn, "meta", &meta)?;
         self.mboxes.put(txn, &m.id, m)?;

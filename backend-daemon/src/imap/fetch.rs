@@ -127,6 +127,16 @@ fn needs(items: &[MessageDataItemName<'_>]) -> Needs {
     n
 }
 
+/// CONDSTORE/QRESYNC modifiers of FETCH (RFC 7162 3.1.4.1, 3.2.6).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Modifiers {
+    /// Only messages whose MODSEQ is above this; MODSEQ is then reported.
+    pub changed_since: Option<u64>,
+    /// UID FETCH (CHANGEDSINCE m VANISHED): also `* VANISHED (EARLIER)` for the UIDs of the set
+    /// expunged since m.
+    pub vanished: bool,
+}
+
 /// Answers FETCH / UID FETCH.
 ///
 /// # Errors
@@ -137,6 +147,7 @@ pub async fn fetch(
     set: &SequenceSet,
     items: MacroOrMessageDataItemNames<'static>,
     uid_mode: bool,
+    modifiers: Modifiers,
     conn: &mut Conn,
 ) -> Result<(), Refusal> {
     let items: Vec<MessageDataItemName<'static>> = match items {
@@ -147,6 +158,23 @@ pub async fn fetch(
         if matches!(i, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }) {
             return Err(Refusal::bad("BINARY is not supported by this server"));
         }
+    }
+    if modifiers.vanished {
+        if !uid_mode {
+            return Err(Refusal::bad("VANISHED is only allowed with UID FETCH (RFC 7162 3.2.6)"));
+        }
+        if !view.qresync {
+            return Err(Refusal::bad("VANISHED needs ENABLE QRESYNC first"));
+        }
+        let Some(since) = modifiers.changed_since else {
+            return Err(Refusal::bad("VANISHED needs CHANGEDSINCE"));
+        };
+        let gone = super::condstore::vanished_in_set(user, view, since, set)?;
+        conn.queue(&resp::vanished(true, &gone));
+    }
+    let want_modseq = modifiers.changed_since.is_some() || items.iter().any(|i| matches!(i, MessageDataItemName::ModSeq));
+    if want_modseq {
+        view.condstore = true;
     }
     let idx = view.resolve(set, uid_mode)?;
     let need = needs(&items);
@@ -175,6 +203,9 @@ pub async fn fetch(
         }
         for ((&i, &uid), (rec, cache)) in chunk.iter().zip(&uids).zip(recs) {
             let Some(rec) = rec else { continue };
+            if modifiers.changed_since.is_some_and(|m| rec.modseq <= m) && !seen_changed.contains(&uid) {
+                continue;
+            }
             if seen_changed.contains(&uid) {
                 view.msgs[i].1 = rec.modseq;
             }
@@ -196,9 +227,15 @@ pub async fn fetch(
                 sep(&mut out);
                 out.extend_from_slice(format!("FLAGS {}", resp::flag_list(&rec.flags, view.is_recent(uid))).as_bytes());
             }
+            let modseq_item = want_modseq || (view.condstore && seen_changed.contains(&uid));
+            if modseq_item && !items.iter().any(|i| matches!(i, MessageDataItemName::ModSeq)) {
+                sep(&mut out);
+                out.extend_from_slice(format!("MODSEQ ({})", rec.modseq).as_bytes());
+            }
             for item in &items {
                 sep(&mut out);
                 match item {
+                    MessageDataItemName::ModSeq => out.extend_from_slice(format!("MODSEQ ({})", rec.modseq).as_bytes()),
                     MessageDataItemName::Uid => out.extend_from_slice(format!("UID {uid}").as_bytes()),
                     MessageDataItemName::Flags => out.extend_from_slice(
                         format!("FLAGS {}", resp::flag_list(&rec.flags, view.is_recent(uid))).as_bytes(),

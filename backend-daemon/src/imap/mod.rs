@@ -1,14 +1,19 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, NAMESPACE, ID, ENABLE, UNSELECT, LITERAL+,
-//! SASL-IR, SPECIAL-USE and CHILDREN. Commands are framed by imap-codec's `Fragmentizer` (which
+//! SASL-IR, SPECIAL-USE, CHILDREN, SORT/THREAD, ESEARCH, SEARCHRES, LIST-EXTENDED, LIST-STATUS,
+//! CONDSTORE/QRESYNC and QUOTA. Syntax imap-codec does not parse goes through `ext.rs` first. Commands are framed by imap-codec's `Fragmentizer` (which
 //! caps message size) and parsed by its `CommandCodec`; this file is the connection shell:
 //! literals, STARTTLS, AUTHENTICATE continuation, IDLE and timeouts.
 
+mod condstore;
+mod ext;
 mod fetch;
 mod list;
+mod quota;
 pub mod resp;
 mod search;
 mod selected;
 mod session;
+mod sort;
 pub mod utf7;
 
 use std::io;
@@ -19,6 +24,7 @@ use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::auth::AuthenticateData;
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::IntoStatic;
+use imap_codec::decode::Decoder;
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
 use crate::net::Conn;
@@ -155,18 +161,45 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
             }
             Input::Message => {}
         }
-        let cmd = match framer.frag.decode_message(&CommandCodec::default()) {
-            Ok(cmd) => cmd.into_static(),
+        let intact = !framer.frag.is_max_message_size_exceeded() && !framer.frag.is_message_poisoned();
+        let pre = if intact { Some(ext::preprocess(framer.frag.message_bytes(), &session)) } else { None };
+        let mut search_return = None;
+        let decoded = match pre {
+            Some(ext::Pre::List { tag, list }) => {
+                session.list_extended(&tag, &list, &mut conn);
+                conn.flush().await?;
+                continue;
+            }
+            Some(ext::Pre::Bad { tag, text }) => {
+                conn.send(&resp::status(Some(&tag), Kind::Bad, None, &text)).await?;
+                continue;
+            }
+            Some(ext::Pre::Codec { bytes: std::borrow::Cow::Owned(bytes), search_return: r }) => {
+                search_return = r;
+                match CommandCodec::default().decode(&bytes) {
+                    Ok((rest, cmd)) if rest.is_empty() => Ok(cmd.into_static()),
+                    Ok(_) => Err("unexpected data after the command".to_string()),
+                    Err(e) => Err(format!("{e:?}")),
+                }
+            }
+            Some(ext::Pre::Codec { search_return: r, .. }) => {
+                search_return = r;
+                framer.frag.decode_message(&CommandCodec::default()).map(|c| c.into_static()).map_err(|e| format!("{e:?}"))
+            }
+            None => framer.frag.decode_message(&CommandCodec::default()).map(|c| c.into_static()).map_err(|e| format!("{e:?}")),
+        };
+        let cmd = match decoded {
+            Ok(cmd) => cmd,
             Err(e) => {
                 let tag = framer.tag();
-                let why = describe(&format!("{e:?}"));
+                let why = describe(&e);
                 tracing::debug!(error = why, "unparsable command");
                 conn.send(&resp::status(Some(&tag), Kind::Bad, None, &format!("Syntax error in command: {why}")))
                     .await?;
                 continue;
             }
         };
-        let next = session.handle(cmd, &mut conn).await?;
+        let next = session.handle(cmd, search_return, &mut conn).await?;
         match next {
             Next::Continue => {}
             Next::Logout => {

@@ -42,6 +42,14 @@ pub enum Rc {
     UidValidity(u32),
     UidNext(u32),
     PermanentFlags(Vec<String>),
+    /// RFC 7162 3.1.2.1.
+    HighestModSeq(u64),
+    /// RFC 7162 3.1.3: messages (numbers or UIDs) that failed UNCHANGEDSINCE.
+    Modified(Vec<u32>),
+    /// RFC 7162 3.2.11: the previous mailbox is closed.
+    Closed,
+    /// RFC 9208 4.3 / RFC 5530.
+    OverQuota,
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -62,6 +70,42 @@ fn uid_set(uids: &[u32]) -> Option<UidSet> {
         i += 1;
     }
     Vec1::try_from(elems).ok().map(UidSet)
+}
+
+/// `1:3,7` for the sorted numbers `ids` (RFC 3501 sequence-set), empty for none.
+pub fn compact_set(ids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let start = ids[i];
+        let mut end = start;
+        while i + 1 < ids.len() && ids[i + 1] == end + 1 {
+            i += 1;
+            end = ids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+fn seq_set(ids: &[u32]) -> Option<imap_codec::imap_types::sequence::SequenceSet> {
+    imap_codec::imap_types::sequence::SequenceSet::try_from(compact_set(ids).as_str()).ok()
+}
+
+/// `* VANISHED [(EARLIER)] uids` (RFC 7162 3.2.10); nothing for no UIDs.
+pub fn vanished(earlier: bool, uids: &[u32]) -> Vec<u8> {
+    match seq_set(uids) {
+        Some(known_uids) => data(Data::Vanished { earlier, known_uids }),
+        None => Vec::new(),
+    }
 }
 
 fn flag(name: &str) -> Option<Flag<'static>> {
@@ -106,6 +150,10 @@ impl Rc {
             Rc::Unseen(n) => Some(Code::Unseen(nz(*n))),
             Rc::UidValidity(n) => Some(Code::UidValidity(nz(*n))),
             Rc::UidNext(n) => Some(Code::UidNext(nz(*n))),
+            Rc::HighestModSeq(m) => std::num::NonZeroU64::new(*m).map(Code::HighestModSeq),
+            Rc::Modified(ids) => seq_set(ids).map(Code::Modified),
+            Rc::Closed => Some(Code::Closed),
+            Rc::OverQuota => Some(Code::OverQuota),
             Rc::PermanentFlags(names) => Some(Code::PermanentFlags(
                 names
                     .iter()
@@ -220,13 +268,16 @@ pub fn flag_fetch(f: &Flags, recent: bool) -> Vec<FlagFetch<'static>> {
     out
 }
 
-/// `* n FETCH (UID u FLAGS (...))`, or without UID.
-pub fn fetch_flags(seq: usize, uid: Option<u32>, f: &Flags, recent: bool) -> Vec<u8> {
+/// `* n FETCH (UID u FLAGS (...) MODSEQ (m))`, UID and MODSEQ (RFC 7162 3.1.4) optional.
+pub fn fetch_flags(seq: usize, uid: Option<u32>, f: &Flags, recent: bool, modseq: Option<u64>) -> Vec<u8> {
     let mut items = Vec::new();
     if let Some(u) = uid {
         items.push(MessageDataItem::Uid(nz(u)));
     }
     items.push(MessageDataItem::Flags(flag_fetch(f, recent)));
+    if let Some(m) = modseq.and_then(std::num::NonZeroU64::new) {
+        items.push(MessageDataItem::ModSeq(m));
+    }
     match Vec1::try_from(items) {
         Ok(items) => data(Data::Fetch { seq: nz(seq as u32), items }),
         Err(_) => Vec::new(),
@@ -238,9 +289,9 @@ pub fn flags_data(names: &[String]) -> Vec<u8> {
     data(Data::Flags(names.iter().filter_map(|n| flag(n)).collect()))
 }
 
-/// `* SEARCH n...`.
-pub fn search(hits: &[u32]) -> Vec<u8> {
-    data(Data::Search(hits.iter().map(|&h| nz(h)).collect()))
+/// `* SEARCH n...`, with `(MODSEQ m)` when the search used MODSEQ (RFC 7162 3.1.5).
+pub fn search(hits: &[u32], modseq: Option<u64>) -> Vec<u8> {
+    data(Data::Search(hits.iter().map(|&h| nz(h)).collect(), modseq.and_then(std::num::NonZeroU64::new)))
 }
 
 /// `* NAMESPACE (("" "/")) NIL NIL`.
@@ -293,7 +344,7 @@ mod tests {
         assert_eq!(flag_list(&f, true), "(\\Seen \\Deleted \\Recent $Label1)");
         assert_eq!(flag_list(&Flags::default(), false), "()");
         assert_eq!(internaldate(837570265, -420), "\"16-Jul-1996 19:24:25 -0700\"");
-        assert_eq!(s(fetch_flags(3, Some(7), &f, false)), "* 3 FETCH (UID 7 FLAGS (\\Seen \\Deleted $Label1))\r\n");
+        assert_eq!(s(fetch_flags(3, Some(7), &f, false, None)), "* 3 FETCH (UID 7 FLAGS (\\Seen \\Deleted $Label1))\r\n");
     }
 
     #[test]
@@ -332,8 +383,16 @@ mod tests {
             "* LIST (\\HasNoChildren \\Sent) \"/\" \"Entw&APw-rfe\"\r\n"
         );
         assert_eq!(s(list(true, &["\\Noselect"], "a b")), "* LSUB (\\Noselect) \"/\" \"a b\"\r\n");
-        assert_eq!(s(search(&[1, 5])), "* SEARCH 1 5\r\n");
-        assert_eq!(s(search(&[])), "* SEARCH\r\n");
+        assert_eq!(s(search(&[1, 5], None)), "* SEARCH 1 5\r\n");
+        assert_eq!(s(search(&[2], Some(9))), "* SEARCH 2 (MODSEQ 9)\r\n");
+        assert_eq!(compact_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(s(vanished(true, &[3, 4, 8])), "* VANISHED (EARLIER) 3:4,8\r\n");
+        assert_eq!(
+            s(fetch_flags(1, Some(4), &Flags::default(), false, Some(12))),
+            "* 1 FETCH (UID 4 FLAGS () MODSEQ (12))\r\n"
+        );
+        assert_eq!(s(status(Some("a"), Kind::Ok, Some(&Rc::Modified(vec![7, 9])), "x")), "a OK [MODIFIED 7,9] x\r\n");
+        assert_eq!(s(search(&[], None)), "* SEARCH\r\n");
         assert_eq!(s(namespace()), "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
         assert_eq!(
             s(status_data("INBOX", vec![StatusDataItem::Messages(3), StatusDataItem::UidNext(nonzero(9))])),

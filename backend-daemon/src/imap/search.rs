@@ -8,6 +8,7 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mailstore::{flag, MessageRecord, UserStore};
 
+use super::ext::SearchReturn;
 use super::resp::Rc;
 use super::selected::View;
 use super::session::Refusal;
@@ -147,6 +148,9 @@ fn eval(key: &SearchKey<'_>, c: &mut Candidate<'_>, l: &Limits) -> bool {
         }
         SearchKey::Not(k) => !eval(k, c, l),
         SearchKey::Or(a, b) => eval(a, c, l) || eval(b, c, l),
+        // RFC 7162 3.1.5: per-flag mod-sequences are not kept; the message's MODSEQ stands
+        // for every entry name.
+        SearchKey::ModSequence { modseq, .. } => c.rec.modseq >= *modseq,
         #[allow(unreachable_patterns)]
         _ => false,
     }
@@ -161,24 +165,54 @@ fn supported(key: &SearchKey<'_>) -> Result<(), Refusal> {
     }
 }
 
-/// Answers SEARCH / UID SEARCH with `* SEARCH n...`.
+/// Whether the criteria use MODSEQ (RFC 7162 3.1.5), a CONDSTORE-enabling search whose
+/// answer carries `(MODSEQ n)`.
+pub fn uses_modseq(criteria: &[SearchKey<'_>]) -> bool {
+    fn any(k: &SearchKey<'_>) -> bool {
+        match k {
+            SearchKey::ModSequence { .. } => true,
+            SearchKey::And(keys) => keys.as_ref().iter().any(any),
+            SearchKey::Not(k) => any(k),
+            SearchKey::Or(a, b) => any(a) || any(b),
+            _ => false,
+        }
+    }
+    criteria.iter().any(any)
+}
+
+/// One message that matched.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    pub seq: u32,
+    pub uid: u32,
+    pub modseq: u64,
+}
+
+/// Checks the charset argument of SEARCH, SORT and THREAD.
 ///
 /// # Errors
-/// NO [BADCHARSET] for charsets other than US-ASCII and UTF-8, NO on store failure.
-pub fn search(
-    user: &UserStore,
-    view: &View,
-    charset: Option<&Charset<'_>>,
-    criteria: &[SearchKey<'_>],
-    uid_mode: bool,
-    conn: &mut Conn,
-) -> Result<(), Refusal> {
+/// NO [BADCHARSET] for charsets other than US-ASCII and UTF-8.
+pub fn check_charset(charset: Option<&Charset<'_>>) -> Result<(), Refusal> {
     if let Some(cs) = charset {
         let cs: &str = cs.as_ref();
         if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
             return Err(Refusal::no(format!("Charset {cs} is not supported")).with(Rc::BadCharset));
         }
     }
+    Ok(())
+}
+
+/// The messages of the view that match every criterion, in mailbox order.
+///
+/// # Errors
+/// NO [BADCHARSET] for charsets other than US-ASCII and UTF-8, NO on store failure.
+pub fn matching(
+    user: &UserStore,
+    view: &View,
+    charset: Option<&Charset<'_>>,
+    criteria: &[SearchKey<'_>],
+) -> Result<Vec<Hit>, Refusal> {
+    check_charset(charset)?;
     criteria.iter().try_for_each(supported)?;
     let records = crate::blocking(|| user.messages(view.id))?;
     let limits = Limits { max_seq: view.msgs.len() as u32, max_uid: view.msgs.last().map_or(0, |(u, _)| *u) };
@@ -198,9 +232,91 @@ pub fn search(
             headers: None,
         };
         if criteria.iter().all(|k| eval(k, &mut c, &limits)) {
-            hits.push(if uid_mode { *uid } else { c.seq });
+            hits.push(Hit { seq: c.seq, uid: *uid, modseq: records[j].1.modseq });
         }
     }
-    conn.queue(&super::resp::search(&hits));
+    Ok(hits)
+}
+
+/// Answers SEARCH / UID SEARCH: `* SEARCH n...`, or with RETURN options `* ESEARCH` (RFC 4731)
+/// and/or the saved result (RFC 5182).
+///
+/// # Errors
+/// As [`matching`]; a failed search with SAVE leaves an empty saved result (RFC 5182 2.1).
+#[allow(clippy::too_many_arguments)]
+pub fn search(
+    user: &UserStore,
+    view: &mut View,
+    charset: Option<&Charset<'_>>,
+    criteria: &[SearchKey<'_>],
+    uid_mode: bool,
+    ret: Option<&SearchReturn>,
+    tag: &str,
+    conn: &mut Conn,
+) -> Result<(), Refusal> {
+    let with_modseq = uses_modseq(criteria);
+    if with_modseq {
+        view.condstore = true;
+    }
+    let hits = match matching(user, view, charset, criteria) {
+        Ok(h) => h,
+        Err(e) => {
+            if ret.is_some_and(|r| r.save) {
+                view.saved.clear();
+            }
+            return Err(e);
+        }
+    };
+    let id = |h: &Hit| if uid_mode { h.uid } else { h.seq };
+    let Some(ret) = ret else {
+        let modseq = hits.iter().map(|h| h.modseq).max().filter(|_| with_modseq);
+        conn.queue(&super::resp::search(&hits.iter().map(id).collect::<Vec<_>>(), modseq));
+        return Ok(());
+    };
+    let (first, last) = (hits.first(), hits.last());
+    let minmax_only = (ret.min || ret.max) && !ret.all && !ret.count;
+    if ret.save {
+        view.saved = if ret.min || ret.max {
+            let mut v: Vec<u32> = Vec::new();
+            v.extend(first.filter(|_| ret.min).map(|h| h.uid));
+            v.extend(last.filter(|_| ret.max).map(|h| h.uid));
+            v.dedup();
+            v
+        } else {
+            hits.iter().map(|h| h.uid).collect()
+        };
+    }
+    if !ret.wants_esearch() {
+        return Ok(());
+    }
+    let mut out = format!("* ESEARCH (TAG {})", mailscale_mime::imap_string(tag));
+    if uid_mode {
+        out.push_str(" UID");
+    }
+    if let (true, Some(h)) = (ret.min, first) {
+        out.push_str(&format!(" MIN {}", id(h)));
+    }
+    if let (true, Some(h)) = (ret.max, last) {
+        out.push_str(&format!(" MAX {}", id(h)));
+    }
+    if ret.all && !hits.is_empty() {
+        let ids: Vec<u32> = hits.iter().map(id).collect();
+        out.push_str(&format!(" ALL {}", super::resp::compact_set(&ids)));
+    }
+    if ret.count {
+        out.push_str(&format!(" COUNT {}", hits.len()));
+    }
+    if with_modseq {
+        let considered: Vec<&Hit> = if minmax_only {
+            [first.filter(|_| ret.min), last.filter(|_| ret.max)].into_iter().flatten().collect()
+        } else {
+            hits.iter().collect()
+        };
+        if let Some(m) = considered.iter().map(|h| h.modseq).max() {
+            out.push_str(&format!(" MODSEQ {m}"));
+        }
+    }
+    out.push_str("\r\n");
+    conn.queue(out.as_bytes());
     Ok(())
 }

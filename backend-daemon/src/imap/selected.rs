@@ -3,7 +3,7 @@
 //! work on messages: STORE, COPY, MOVE (RFC 6851), EXPUNGE, UID EXPUNGE (RFC 4315), CLOSE,
 //! UNSELECT (RFC 3691). FETCH and SEARCH live in their own files.
 
-use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::command::{CommandBody, FetchModifier, StoreModifier};
 use imap_codec::imap_types::flag::{StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mailstore::{flag, Flags, MailboxName, StoreMode, UserStore};
@@ -24,6 +24,12 @@ pub struct View {
     /// Messages with `uid >= recent_from` are `\Recent` for this session.
     pub recent_from: u32,
     pub highestmodseq: u64,
+    /// CONDSTORE is on (RFC 7162 3.1): FETCH responses carry MODSEQ.
+    pub condstore: bool,
+    /// QRESYNC is on (RFC 7162 3.2): VANISHED instead of EXPUNGE, UID in every FETCH.
+    pub qresync: bool,
+    /// The saved search result (SEARCHRES, RFC 5182) as UIDs; empty until a SEARCH SAVEs.
+    pub saved: Vec<u32>,
 }
 
 impl View {
@@ -31,7 +37,13 @@ impl View {
     ///
     /// # Errors
     /// A refusal when the mailbox doesn't exist or is `\Noselect`.
-    pub fn open(user: &UserStore, name: MailboxName, read_only: bool, conn: &mut Conn) -> Result<View, Refusal> {
+    pub fn open(
+        user: &UserStore,
+        name: MailboxName,
+        read_only: bool,
+        opts: &super::condstore::SelectOpts,
+        conn: &mut Conn,
+    ) -> Result<View, Refusal> {
         let m = crate::blocking(|| user.mailbox(&name))?
             .filter(|m| !m.noselect)
             .ok_or_else(|| Refusal::no(format!("Mailbox does not exist: {name}")).with(Rc::Nonexistent))?;
@@ -55,7 +67,22 @@ impl View {
         }
         conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::UidValidity(m.uidvalidity)), "UIDs valid"));
         conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::UidNext(m.uidnext)), "Predicted next UID"));
-        Ok(View { id: m.id, name, read_only, msgs, recent_from, highestmodseq: m.highestmodseq })
+        conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::HighestModSeq(m.highestmodseq)), "Highest"));
+        let view = View {
+            id: m.id,
+            name,
+            read_only,
+            msgs,
+            recent_from,
+            highestmodseq: m.highestmodseq,
+            condstore: opts.condstore,
+            qresync: opts.qresync_enabled,
+            saved: Vec::new(),
+        };
+        if let Some(q) = &opts.qresync {
+            super::condstore::resync(user, &view, q, m.uidvalidity, conn)?;
+        }
+        Ok(view)
     }
 
     pub fn seq_of(&self, uid: u32) -> Option<usize> {
@@ -75,8 +102,13 @@ impl View {
     pub fn refresh(&mut self, user: &UserStore, allow_expunge: bool, conn: &mut Conn) -> Result<(), mailstore::Error> {
         let Some(m) = crate::blocking(|| user.mailbox_by_id(self.id))? else {
             if allow_expunge && !self.msgs.is_empty() {
-                for seq in (1..=self.msgs.len()).rev() {
-                    conn.queue(&resp::data(Data::Expunge(resp::nonzero(seq as u32))));
+                if self.qresync {
+                    let uids: Vec<u32> = self.msgs.iter().map(|(u, _)| *u).collect();
+                    conn.queue(&resp::vanished(false, &uids));
+                } else {
+                    for seq in (1..=self.msgs.len()).rev() {
+                        conn.queue(&resp::data(Data::Expunge(resp::nonzero(seq as u32))));
+                    }
                 }
                 self.msgs.clear();
             }
@@ -88,7 +120,15 @@ impl View {
         let records = crate::blocking(|| user.messages(self.id))?;
         let mut deferred = false;
         let present = |uid: u32| records.binary_search_by_key(&uid, |(u, _)| *u).ok();
-        if allow_expunge {
+        // QRESYNC allows VANISHED during FETCH/STORE/SEARCH too (RFC 7162 3.2.10): UIDs
+        // don't shift the client's numbering the way EXPUNGE does mid-command.
+        if self.qresync {
+            let gone: Vec<u32> = self.msgs.iter().map(|(u, _)| *u).filter(|u| present(*u).is_none()).collect();
+            if !gone.is_empty() && allow_expunge {
+                self.msgs.retain(|(u, _)| present(*u).is_some());
+                conn.queue(&resp::vanished(false, &gone));
+            }
+        } else if allow_expunge {
             for i in (0..self.msgs.len()).rev() {
                 if present(self.msgs[i].0).is_none() {
                     conn.queue(&resp::data(Data::Expunge(resp::nonzero(i as u32 + 1))));
@@ -101,7 +141,8 @@ impl View {
                 Some(j) if records[j].1.modseq > *seen => {
                     let r = &records[j].1;
                     *seen = r.modseq;
-                    conn.queue(&resp::fetch_flags(i + 1, Some(*uid), &r.flags, *uid >= self.recent_from));
+                    let modseq = self.condstore.then_some(r.modseq);
+                    conn.queue(&resp::fetch_flags(i + 1, Some(*uid), &r.flags, *uid >= self.recent_from, modseq));
                 }
                 Some(_) => {}
                 None => deferred = true,
@@ -198,8 +239,20 @@ fn trycreate(e: mailstore::Error) -> Refusal {
     }
 }
 
+/// What the connection shell parsed besides the codec's command (see `ext.rs`).
+pub struct Extra<'a> {
+    pub tag: &'a str,
+    pub search_return: Option<super::ext::SearchReturn>,
+}
+
 /// Runs a selected-state command and refreshes the view as RFC 3501 allows.
-pub async fn command(user: &UserStore, view: &mut View, body: CommandBody<'static>, conn: &mut Conn) -> CmdResult {
+pub async fn command(
+    user: &UserStore,
+    view: &mut View,
+    body: CommandBody<'static>,
+    ext: Extra<'_>,
+    conn: &mut Conn,
+) -> CmdResult {
     match body {
         CommandBody::Close => {
             if !view.read_only {
@@ -219,17 +272,38 @@ pub async fn command(user: &UserStore, view: &mut View, body: CommandBody<'stati
             crate::blocking(|| user.expunge(view.id, Some(&uids)))?;
             Ok("UID EXPUNGE completed".into())
         }
-        CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
-            let r = super::fetch::fetch(user, view, &sequence_set, macro_or_item_names, uid, conn).await;
+        CommandBody::Fetch { sequence_set, macro_or_item_names, uid, modifiers } => {
+            let mut m = super::fetch::Modifiers::default();
+            for x in &modifiers {
+                match x {
+                    FetchModifier::ChangedSince(n) => m.changed_since = Some(n.get()),
+                    FetchModifier::Vanished => m.vanished = true,
+                }
+            }
+            let r = super::fetch::fetch(user, view, &sequence_set, macro_or_item_names, uid, m, conn).await;
             r.map(|_| format!("{}FETCH completed", if uid { "UID " } else { "" }).into())
         }
         CommandBody::Search { charset, criteria, uid } => {
-            let r = super::search::search(user, view, charset.as_ref(), criteria.as_ref(), uid, conn);
+            let r = super::search::search(user, view, charset.as_ref(), criteria.as_ref(), uid, ext.search_return.as_ref(), ext.tag, conn);
             r.map(|_| format!("{}SEARCH completed", if uid { "UID " } else { "" }).into())
         }
-        CommandBody::Store { sequence_set, kind, response, flags, uid, .. } => {
-            let r = store(user, view, &sequence_set, kind, response, &flags, uid, conn);
-            r.map(|_| format!("{}STORE completed", if uid { "UID " } else { "" }).into())
+        CommandBody::Sort { sort_criteria, charset, search_criteria, uid } => {
+            super::sort::sort(user, view, sort_criteria.as_ref(), &charset, search_criteria.as_ref(), uid, conn)?;
+            Ok(format!("{}SORT completed", if uid { "UID " } else { "" }).into())
+        }
+        CommandBody::Thread { algorithm, charset, search_criteria, uid } => {
+            super::sort::thread(user, view, &algorithm, &charset, search_criteria.as_ref(), uid, conn)?;
+            Ok(format!("{}THREAD completed", if uid { "UID " } else { "" }).into())
+        }
+        CommandBody::Store { sequence_set, kind, response, flags, uid, modifiers } => {
+            let unchanged_since = modifiers.iter().map(|StoreModifier::UnchangedSince(n)| *n).next();
+            let modified = store(user, view, &sequence_set, kind, response, &flags, uid, unchanged_since, conn)?;
+            let name = format!("{}STORE completed", if uid { "UID " } else { "" });
+            if modified.is_empty() {
+                Ok(name.into())
+            } else {
+                Ok(Done::with(Rc::Modified(modified), format!("Conditional {name}")))
+            }
         }
         CommandBody::Copy { sequence_set, mailbox, uid } => {
             let idx = view.resolve(&sequence_set, uid)?;
@@ -264,9 +338,13 @@ fn store(
     response: StoreResponse,
     flags: &[imap_codec::imap_types::flag::Flag<'_>],
     uid: bool,
+    unchanged_since: Option<u64>,
     conn: &mut Conn,
-) -> Result<(), Refusal> {
+) -> Result<Vec<u32>, Refusal> {
     view.writable()?;
+    if unchanged_since.is_some() {
+        view.condstore = true;
+    }
     let idx = view.resolve(set, uid)?;
     let f: Flags = to_flags(flags)?;
     let mode = match kind {
@@ -275,27 +353,41 @@ fn store(
         StoreType::Remove => StoreMode::Remove,
     };
     let uids = view.uids(&idx);
-    let stored = crate::blocking(|| user.store_flags(view.id, &uids, mode, &f, None))?;
+    let stored = crate::blocking(|| user.store_flags(view.id, &uids, mode, &f, unchanged_since))?;
+    let with_uid = uid || view.qresync;
     for (u, rec) in &stored.changed {
         if let Some(i) = view.seq_of(*u) {
             view.msgs[i].1 = rec.modseq;
+            let modseq = view.condstore.then_some(rec.modseq);
             if response == StoreResponse::Answer {
-                conn.queue(&resp::fetch_flags(i + 1, uid.then_some(*u), &rec.flags, view.is_recent(*u)));
+                conn.queue(&resp::fetch_flags(i + 1, with_uid.then_some(*u), &rec.flags, view.is_recent(*u), modseq));
+            } else if let Some(m) = modseq {
+                // RFC 7162 3.1.3: MODSEQ of changed messages even with .SILENT.
+                let uid_item = if with_uid { format!("UID {u} ") } else { String::new() };
+                conn.queue(format!("* {} FETCH ({uid_item}MODSEQ ({m}))\r\n", i + 1).as_bytes());
             }
         }
     }
+    let modified: Vec<u32> = if uid {
+        stored.modified.clone()
+    } else {
+        stored.modified.iter().filter_map(|u| view.seq_of(*u).map(|i| i as u32 + 1)).collect()
+    };
     if response == StoreResponse::Answer {
-        // Unchanged messages still get their current flags (RFC 3501 6.4.6).
-        let changed: std::collections::HashSet<u32> = stored.changed.iter().map(|(u, _)| *u).collect();
+        // Unchanged messages still get their current flags (RFC 3501 6.4.6); those that failed
+        // UNCHANGEDSINCE are reported in [MODIFIED] only.
+        let changed: std::collections::HashSet<u32> =
+            stored.changed.iter().map(|(u, _)| *u).chain(stored.modified.iter().copied()).collect();
         let rest: Vec<u32> = uids.iter().copied().filter(|u| !changed.contains(u)).collect();
         if !rest.is_empty() {
             let recs = crate::blocking(|| user.fetch(view.id, &rest, false))?;
             for (u, (rec, _)) in rest.iter().zip(recs) {
                 if let (Some(rec), Some(i)) = (rec, view.seq_of(*u)) {
-                    conn.queue(&resp::fetch_flags(i + 1, uid.then_some(*u), &rec.flags, view.is_recent(*u)));
+                    let modseq = view.condstore.then_some(rec.modseq);
+                    conn.queue(&resp::fetch_flags(i + 1, with_uid.then_some(*u), &rec.flags, view.is_recent(*u), modseq));
                 }
             }
         }
     }
-    Ok(())
+    Ok(modified)
 }

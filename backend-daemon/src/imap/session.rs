@@ -15,6 +15,10 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
 use mailstore::{flag, Flags, MailboxName, UserStore};
 
+use imap_codec::imap_types::command::SelectParameter;
+
+use super::condstore::SelectOpts;
+use super::ext::{ListExt, SearchReturn, Saved};
 use super::resp::{self, Kind, Rc};
 use super::selected::View;
 use crate::auth::Secret;
@@ -98,6 +102,9 @@ impl From<mailstore::Error> for Refusal {
             E::InvalidMailboxName(why) => Refusal::no(format!("Invalid mailbox name: {why}")).with(Rc::Cannot),
             E::NotAllowed(why) => Refusal::no(why).with(Rc::Cannot),
             E::InvalidUsername => Refusal::no("Invalid user name").with(Rc::Cannot),
+            E::OverQuota { usage, limit, .. } => {
+                Refusal::no(format!("Over quota: {usage} of {limit} bytes used")).with(Rc::OverQuota)
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 Refusal::no("Internal error, the failure has been logged").with(Rc::ServerBug)
@@ -108,7 +115,9 @@ impl From<mailstore::Error> for Refusal {
 
 pub type CmdResult = Result<Done, Refusal>;
 
-const CAPS_COMMON: [&str; 12] = [
+/// What is advertised is exactly what is implemented (issue 6): every name here has its
+/// command and response syntax in this module.
+const CAPS_COMMON: [&str; 24] = [
     "IMAP4rev1",
     "LITERAL+",
     "SASL-IR",
@@ -121,6 +130,18 @@ const CAPS_COMMON: [&str; 12] = [
     "UNSELECT",
     "SPECIAL-USE",
     "CHILDREN",
+    "SORT",
+    "SORT=DISPLAY",
+    "THREAD=ORDEREDSUBJECT",
+    "THREAD=REFERENCES",
+    "ESEARCH",
+    "SEARCHRES",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "CONDSTORE",
+    "QRESYNC",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
 ];
 
 pub struct Session {
@@ -130,6 +151,9 @@ pub struct Session {
     /// The client's address: ticket logins are accepted from `[frontend] trusted` peers only.
     peer: IpAddr,
     failures: u32,
+    /// ENABLE CONDSTORE / QRESYNC (RFC 5161, RFC 7162 3.1.1, 3.2.3): for the rest of the session.
+    condstore: bool,
+    qresync: bool,
 }
 
 /// Bytes of an astring as UTF-8 (lossy: user input ends up in a message, never trusted).
@@ -196,7 +220,7 @@ fn writes(body: &CommandBody<'_>) -> bool {
 
 impl Session {
     pub fn new(ctx: Arc<Ctx>, tls: bool, peer: IpAddr) -> Self {
-        Session { ctx, state: State::NotAuthenticated, tls, peer, failures: 0 }
+        Session { ctx, state: State::NotAuthenticated, tls, peer, failures: 0, condstore: false, qresync: false }
     }
 
     pub fn capabilities(&self) -> Vec<&'static str> {
@@ -218,7 +242,12 @@ impl Session {
     }
 
     /// Runs one command; responses are queued on `conn`, flushed by the caller.
-    pub async fn handle(&mut self, cmd: Command<'static>, conn: &mut Conn) -> std::io::Result<Next> {
+    pub async fn handle(
+        &mut self,
+        cmd: Command<'static>,
+        search_return: Option<SearchReturn>,
+        conn: &mut Conn,
+    ) -> std::io::Result<Next> {
         let tag = cmd.tag.inner().to_string();
         let name = command_name(&cmd.body);
         let span = tracing::debug_span!("cmd", name);
@@ -231,6 +260,8 @@ impl Session {
             CommandBody::Fetch { uid: false, .. }
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
+                | CommandBody::Sort { uid: false, .. }
+                | CommandBody::Thread { uid: false, .. }
         );
         let result: CmdResult = match cmd.body {
             CommandBody::Capability => {
@@ -264,7 +295,7 @@ impl Session {
                 },
                 other => Err(Refusal::no(format!("Unsupported authentication mechanism {other}; use PLAIN"))),
             },
-            body => self.authenticated(body, &tag, conn, &mut next).await,
+            body => self.authenticated(body, &tag, search_return, conn, &mut next).await,
         };
         if let State::Selected { user, view } = &mut self.state {
             if let Err(e) = view.refresh(user, allow_expunge, conn) {
@@ -279,6 +310,23 @@ impl Session {
             Err(r) => conn.queue(&r.to_bytes(&tag)),
         }
         Ok(next)
+    }
+
+    /// LIST-EXTENDED / LIST-STATUS (parsed in `ext.rs`, not by the codec).
+    pub fn list_extended(&mut self, tag: &str, l: &ListExt, conn: &mut Conn) {
+        let result: CmdResult = match self.user().cloned() {
+            None => Err(Refusal::bad("LIST needs authentication first (LOGIN or AUTHENTICATE)")),
+            Some(user) => super::list::list_extended(self, &user, l, conn).map(|_| "LIST completed".into()),
+        };
+        if let State::Selected { user, view } = &mut self.state {
+            if let Err(e) = view.refresh(user, true, conn) {
+                tracing::error!(error = %e, command = "LIST", "mailbox refresh failed");
+            }
+        }
+        match result {
+            Ok(done) => conn.queue(&done.to_bytes(tag)),
+            Err(r) => conn.queue(&r.to_bytes(tag)),
+        }
     }
 
     fn starttls(&mut self, next: &mut Next) -> CmdResult {
@@ -330,6 +378,7 @@ impl Session {
         &mut self,
         body: CommandBody<'static>,
         tag: &str,
+        search_return: Option<SearchReturn>,
         conn: &mut Conn,
         next: &mut Next,
     ) -> CmdResult {
@@ -348,8 +397,8 @@ impl Session {
         }
         match body {
             // A replica's mailboxes change only through replication: SELECT is EXAMINE there.
-            CommandBody::Select { mailbox, .. } => self.select(&user, &mailbox, replica, conn),
-            CommandBody::Examine { mailbox, .. } => self.select(&user, &mailbox, true, conn),
+            CommandBody::Select { mailbox, parameters } => self.select(&user, &mailbox, replica, &parameters, conn),
+            CommandBody::Examine { mailbox, parameters } => self.select(&user, &mailbox, true, &parameters, conn),
             CommandBody::Create { mailbox } => {
                 let n = mailbox_name(&mailbox)?;
                 crate::blocking(|| user.create_mailbox(&n, None))?;
@@ -432,9 +481,42 @@ impl Session {
                 conn.queue(&resp::namespace());
                 Ok("NAMESPACE completed".into())
             }
-            CommandBody::Enable { .. } => {
-                conn.queue(&resp::data(imap_codec::imap_types::response::Data::Enabled { capabilities: vec![] }));
+            CommandBody::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for c in capabilities.as_ref() {
+                    let name = c.to_string().to_ascii_uppercase();
+                    match name.as_str() {
+                        "CONDSTORE" if !self.condstore => {
+                            self.condstore = true;
+                            enabled.push(c.clone());
+                        }
+                        // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+                        "QRESYNC" if !self.qresync => {
+                            self.qresync = true;
+                            self.condstore = true;
+                            enabled.push(c.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                if let State::Selected { view, .. } = &mut self.state {
+                    view.condstore |= self.condstore;
+                    view.qresync |= self.qresync;
+                }
+                conn.queue(&resp::data(imap_codec::imap_types::response::Data::Enabled { capabilities: enabled }));
                 Ok("ENABLE completed".into())
+            }
+            CommandBody::GetQuotaRoot { mailbox } => {
+                let n = mailbox_name(&mailbox)?;
+                super::quota::get_quota_root(&user, &n, conn)?;
+                Ok("GETQUOTAROOT completed".into())
+            }
+            CommandBody::GetQuota { root } => {
+                super::quota::get_quota(&user, &astr(&root), conn)?;
+                Ok("GETQUOTA completed".into())
+            }
+            CommandBody::SetQuota { .. } => {
+                Err(Refusal::no("SETQUOTA: limits are set by the administrator (mailctl quota set)"))
             }
             CommandBody::Idle => {
                 *next = Next::Idle(tag.to_string());
@@ -443,7 +525,8 @@ impl Session {
             body => match &mut self.state {
                 State::Selected { user, view } => {
                     let user = user.clone();
-                    let r = super::selected::command(&user, view, body, conn).await;
+                    let extra = super::selected::Extra { tag, search_return };
+                    let r = super::selected::command(&user, view, body, extra, conn).await;
                     if matches!(r, Ok(ref d) if d.text.starts_with("CLOSE") || d.text.starts_with("UNSELECT")) {
                         self.state = State::Authenticated { user };
                     }
@@ -454,11 +537,23 @@ impl Session {
         }
     }
 
-    fn select(&mut self, user: &Arc<UserStore>, mailbox: &Mailbox<'_>, read_only: bool, conn: &mut Conn) -> CmdResult {
+    fn select(
+        &mut self,
+        user: &Arc<UserStore>,
+        mailbox: &Mailbox<'_>,
+        read_only: bool,
+        params: &[SelectParameter],
+        conn: &mut Conn,
+    ) -> CmdResult {
+        let opts = SelectOpts::new(params, self.condstore, self.qresync)?;
+        // RFC 7162 3.2.11: the end of the previous mailbox's responses.
+        if matches!(self.state, State::Selected { .. }) {
+            conn.queue(&resp::status(None, Kind::Ok, Some(&Rc::Closed), "Previous mailbox closed"));
+        }
         // A failed SELECT leaves the authenticated state (RFC 3501 6.3.1).
         self.state = State::Authenticated { user: user.clone() };
         let name = mailbox_name(mailbox)?;
-        let view = View::open(user, name, read_only, conn)?;
+        let view = View::open(user, name, read_only, &opts, conn)?;
         self.state = State::Selected { user: user.clone(), view };
         Ok(if read_only {
             Done::with(Rc::ReadOnly, "EXAMINE completed")
@@ -467,7 +562,7 @@ impl Session {
         })
     }
 
-    fn status(
+    pub fn status(
         &self,
         user: &UserStore,
         name: &MailboxName,
@@ -494,6 +589,7 @@ impl Session {
                 StatusDataItemName::UidValidity => I::UidValidity(resp::nonzero(m.uidvalidity)),
                 StatusDataItemName::Unseen => I::Unseen(count(&|_, r| !r.flags.has(flag::SEEN))),
                 StatusDataItemName::Deleted => I::Deleted(count(&|_, r| r.flags.has(flag::DELETED))),
+                StatusDataItemName::HighestModSeq => I::HighestModSeq(m.highestmodseq),
                 other => return Err(Refusal::bad(format!("STATUS item {other:?} is not supported"))),
             });
         }
@@ -509,4 +605,20 @@ pub fn list_pattern(p: &ListMailbox<'_>) -> Result<String, Refusal> {
         ListMailbox::String(s) => s.as_ref(),
     };
     super::utf7::decode(raw).map_err(|e| Refusal::bad(e.to_string()))
+}
+
+/// The saved search result of the selected mailbox for `$` (RFC 5182).
+impl Saved for Session {
+    fn set(&self, uid: bool) -> Option<Option<String>> {
+        let State::Selected { view, .. } = &self.state else {
+            return None;
+        };
+        let mut ids: Vec<u32> = if uid {
+            view.saved.iter().copied().filter(|u| view.seq_of(*u).is_some()).collect()
+        } else {
+            view.saved.iter().filter_map(|u| view.seq_of(*u).map(|i| i as u32 + 1)).collect()
+        };
+        ids.sort_unstable();
+        Some((!ids.is_empty()).then(|| resp::compact_set(&ids)))
+    }
 }

@@ -1,0 +1,127 @@
+//! SORT and THREAD (RFC 5256, with RFC 5957's DISPLAYFROM/DISPLAYTO): the search criteria
+//! select messages as SEARCH does, each message's header block (read from the front of its
+//! file) becomes a `SortItem`, and the algorithms of the `mailscale-imapsort` crate order them.
+
+use imap_codec::imap_types::core::Charset;
+use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey as CodecKey};
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
+use imap_codec::imap_types::search::SearchKey;
+use mailscale_imapsort::{format_threads, SortField, SortItem, SortKey, ThreadAlgorithm};
+use mailstore::UserStore;
+
+use super::search::{self, Hit};
+use super::selected::View;
+use super::session::Refusal;
+use crate::net::Conn;
+
+fn field(k: &CodecKey) -> SortField {
+    match k {
+        CodecKey::Arrival => SortField::Arrival,
+        CodecKey::Cc => SortField::Cc,
+        CodecKey::Date => SortField::Date,
+        CodecKey::From => SortField::From,
+        CodecKey::Size => SortField::Size,
+        CodecKey::Subject => SortField::Subject,
+        CodecKey::To => SortField::To,
+        CodecKey::DisplayFrom => SortField::DisplayFrom,
+        CodecKey::DisplayTo => SortField::DisplayTo,
+    }
+}
+
+/// The matching messages as sort items, identified by UID or message number.
+fn items(
+    user: &UserStore,
+    view: &mut View,
+    charset: &Charset<'_>,
+    criteria: &[SearchKey<'_>],
+    uid_mode: bool,
+) -> Result<(Vec<SortItem>, Vec<Hit>), Refusal> {
+    if search::uses_modseq(criteria) {
+        view.condstore = true;
+    }
+    let hits = search::matching(user, view, Some(charset), criteria)?;
+    let uids: Vec<u32> = hits.iter().map(|h| h.uid).collect();
+    let headers = crate::blocking(|| user.headers(view.id, &uids))?;
+    let mut out = Vec::with_capacity(headers.len());
+    let mut h = hits.iter().peekable();
+    for (uid, rec, header) in headers {
+        while h.peek().is_some_and(|x| x.uid < uid) {
+            h.next();
+        }
+        let Some(hit) = h.peek() else { break };
+        let id = if uid_mode { uid } else { hit.seq };
+        out.push(SortItem::from_header(id, rec.internaldate, u64::from(rec.size), &header));
+    }
+    Ok((out, hits))
+}
+
+fn modseq_suffix(criteria: &[SearchKey<'_>], hits: &[Hit]) -> String {
+    match hits.iter().map(|h| h.modseq).max() {
+        Some(m) if search::uses_modseq(criteria) => format!(" (MODSEQ {m})"),
+        _ => String::new(),
+    }
+}
+
+/// SORT / UID SORT (RFC 5256 3): `* SORT n...`.
+///
+/// # Errors
+/// NO [BADCHARSET], NO on store failure.
+pub fn sort(
+    user: &UserStore,
+    view: &mut View,
+    criteria: &[SortCriterion],
+    charset: &Charset<'_>,
+    search_criteria: &[SearchKey<'_>],
+    uid_mode: bool,
+    conn: &mut Conn,
+) -> Result<(), Refusal> {
+    let keys: Vec<SortKey> = criteria.iter().map(|c| SortKey { field: field(&c.key), reverse: c.reverse }).collect();
+    let (items, hits) = items(user, view, charset, search_criteria, uid_mode)?;
+    let order = mailscale_imapsort::sort(&items, &keys);
+    let mut out = String::from("* SORT");
+    for id in order {
+        out.push(' ');
+        out.push_str(&id.to_string());
+    }
+    out.push_str(&modseq_suffix(search_criteria, &hits));
+    out.push_str("\r\n");
+    conn.queue(out.as_bytes());
+    Ok(())
+}
+
+/// THREAD / UID THREAD (RFC 5256 3, 4): `* THREAD (1 2)(3)`.
+///
+/// # Errors
+/// NO for an algorithm other than ORDEREDSUBJECT and REFERENCES, NO [BADCHARSET], NO on store
+/// failure.
+pub fn thread(
+    user: &UserStore,
+    view: &mut View,
+    algorithm: &ThreadingAlgorithm<'_>,
+    charset: &Charset<'_>,
+    search_criteria: &[SearchKey<'_>],
+    uid_mode: bool,
+    conn: &mut Conn,
+) -> Result<(), Refusal> {
+    let algorithm = match algorithm {
+        ThreadingAlgorithm::OrderedSubject => ThreadAlgorithm::OrderedSubject,
+        ThreadingAlgorithm::References => ThreadAlgorithm::References,
+        ThreadingAlgorithm::Other(o) => {
+            return Err(Refusal::bad(format!(
+                "Unsupported threading algorithm {}: use REFERENCES or ORDEREDSUBJECT",
+                o.as_ref()
+            )))
+        }
+    };
+    let (items, _) = items(user, view, charset, search_criteria, uid_mode)?;
+    let threads = algorithm.run(&items);
+    let body = format_threads(&threads);
+    let mut out = String::from("* THREAD");
+    if !body.is_empty() {
+        out.push(' ');
+        out.push_str(&body);
+    }
+    out.push_str("\r\n");
+    conn.queue(out.as_bytes());
+    Ok(())
+}
