@@ -16,6 +16,7 @@
 #   redis-server                the frontend's credential cache and lockout counters
 #   slapd ldap-utils            a real LDAP directory for tests/frontend/ (private instances)
 #   curl                        nginx-conf/smoke.sh talks to the auth location with it
+#   cyrus-clients               sivtest, the real ManageSieve client of tests/test_managesieve.py
 #   postfix                     the frontend MTA of tests/postfix/ (private instances with their
 #                               own config_directory); installed unconfigured (debconf preseed
 #                               "No configuration": no /etc/postfix/main.cf, no system instance),
@@ -69,7 +70,7 @@ PACKAGES=(build-essential pkg-config openssl ca-certificates python3 curl
           dovecot-core dovecot-imapd dovecot-lmtpd
           nginx-core libnginx-mod-mail redis-server slapd ldap-utils
           nginx-dev clang libclang-dev libpcre2-dev libssl-dev zlib1g-dev
-          postfix)
+          postfix cyrus-clients)
 # Extra packages a caller needs on top (bench/install-bench-deps.sh), installed the same way.
 read -r -a extra <<<"${MAILSCALE_EXTRA_PACKAGES:-}"
 PACKAGES+=("${extra[@]}")

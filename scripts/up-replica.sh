@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The primary's partner for `make up` (issue 5, asynchronous replication): a second mailstored,
 # run/replica/, on IMAP 11143, POP3 11110, LMTP 11024 (refused while it is a replica), IMAPS 11993,
-# POP3S 11995, taking the primary's changes on 127.0.0.1:11200 over mutual TLS (certificates of a
+# POP3S 11995, ManageSieve 11190 (read-only while it is a replica), taking the primary's changes on 127.0.0.1:11200 over mutual TLS (certificates of a
 # private CA in run/repl/), admin API on 127.0.0.1:11180. Read-only IMAP, so operators can look. Sourced by scripts/up.sh
 # (BIN, TEMPLATE, DEMO users, log, die, greeting, port_open exist).
 
@@ -17,7 +17,8 @@ mkdir -p "$REPLICA"
     sed -e 's/^name = "primary"/name = "replica"/' \
         -e 's/127\.0\.0\.1:10143/127.0.0.1:11143/; s/127\.0\.0\.1:10110/127.0.0.1:11110/' \
         -e 's/127\.0\.0\.1:10024/127.0.0.1:11024/; s/127\.0\.0\.1:10993/127.0.0.1:11993/' \
-        -e 's/127\.0\.0\.1:10995/127.0.0.1:11995/' "$TEMPLATE"
+        -e 's/127\.0\.0\.1:10995/127.0.0.1:11995/' \
+        -e 's/127\.0\.0\.1:10190/127.0.0.1:11190/' "$TEMPLATE"
     cat <<'TOML'
 
 # Added by scripts/up.sh: logins from the local frontend (signed tickets), as on the primary:
