@@ -173,3 +173,26 @@ def test_frontend_ticket_login(material, tmp_path_factory):
         assert ticket not in srv.log_text()
     finally:
         srv.stop()
+
+
+def test_replica_reads_but_refuses_writes(material, tmp_path_factory):
+    from repl_support import Pair, pair_certs
+    d = tmp_path_factory.mktemp("pair")
+    pair = Pair(d, material, pair_certs(tmp_path_factory.mktemp("certs")))
+    for s in (pair.a, pair.b):
+        s.sieve = {"plaintext_auth": True}  # tls=False servers: PLAIN without STARTTLS
+        s._write_config()
+    pair.start()
+    try:
+        with ManageSieve(pair.b) as ms:
+            assert ms.login("demo3").startswith(b"OK")
+            lines, st = ms.cmd("LISTSCRIPTS")
+            assert st.startswith(b"OK") and lines == []
+            status = ms.put("s", "keep;")
+            assert status.startswith(b"NO") and b"replica" in status, status
+            assert ms.cmd('SETACTIVE ""')[1].startswith(b"NO")
+        with ManageSieve(pair.a) as ms:
+            assert ms.login("demo3").startswith(b"OK")
+            assert ms.put("s", "keep;").startswith(b"OK")
+    finally:
+        pair.stop()
