@@ -231,8 +231,12 @@ pub fn send(ctx: Arc<Ctx>, user: Username, from: String, rcpt: String, message: 
             .await;
             match kept {
                 Ok(Ok(a)) => tracing::warn!(user = %user, uid = a.uid, "sieve: redirect failed; kept in INBOX instead"),
-                Ok(Err(e)) => tracing::error!(user = %user, error = %e, "sieve: redirect failed and INBOX refused the copy"),
-                Err(e) => tracing::error!(user = %user, error = %e, "sieve: redirect failed and storing the copy panicked"),
+                Ok(Err(e)) => {
+                    tracing::error!(user = %user, error = %e, "sieve: redirect failed and INBOX refused the copy")
+                }
+                Err(e) => {
+                    tracing::error!(user = %user, error = %e, "sieve: redirect failed and storing the copy panicked")
+                }
             }
         }
         if let Some(reply) = plan.vacation {
@@ -264,7 +268,11 @@ fn rand_bytes() -> [u8; 16] {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let digest = Sha256::new().chain_update(t.to_le_bytes()).chain_update(n.to_le_bytes()).chain_update(std::process::id().to_le_bytes()).finalize();
+    let digest = Sha256::new()
+        .chain_update(t.to_le_bytes())
+        .chain_update(n.to_le_bytes())
+        .chain_update(std::process::id().to_le_bytes())
+        .finalize();
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);
     out
