@@ -273,7 +273,18 @@ impl Link {
             Request::Apply { ops, .. } => ops.iter().map(Op::content_len).sum(),
             _ => 0,
         };
-        let limit = self.timeout + Duration::from_secs((content >> 20) as u64);
+        self.exchange(req, self.timeout + Duration::from_secs((content >> 20) as u64)).await
+    }
+
+    /// Checks an idle link (at most 5 s).
+    async fn ping(&mut self) -> Result<(), SyncError> {
+        match self.exchange(&Request::Ping, self.timeout.min(Duration::from_secs(5))).await? {
+            Response::Pong => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn exchange(&mut self, req: &Request, limit: Duration) -> Result<Response, SyncError> {
         let exchange = async {
             write_frame(&mut self.io, req).await?;
             read_frame::<Response>(&mut self.io, self.max).await?.context("replica closed the connection")
@@ -285,23 +296,6 @@ impl Link {
             Ok(Err(e)) => Err(SyncError::Link(e)),
             Ok(Ok(Response::Error { text })) => Err(SyncError::User(anyhow::anyhow!("replica: {text}"))),
             Ok(Ok(r)) => Ok(r),
-        }
-    }
-}
-
-impl Link {
-    async fn ping(&mut self) -> Result<(), SyncError> {
-        let exchange = async {
-            write_frame(&mut self.io, &Request::Ping).await?;
-            read_frame::<Response>(&mut self.io, self.max).await?.context("replica closed the connection")
-        };
-        let r = tokio::time::timeout(self.timeout.min(Duration::from_secs(5)), exchange).await;
-        self.last_io = Instant::now();
-        match r {
-            Ok(Ok(Response::Pong)) => Ok(()),
-            Ok(Ok(other)) => Err(unexpected(other)),
-            Ok(Err(e)) => Err(SyncError::Link(e)),
-            Err(_) => Err(SyncError::Link(anyhow::anyhow!("replica did not answer a ping"))),
         }
     }
 }
