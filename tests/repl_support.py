@@ -160,18 +160,21 @@ class Pair:
 
     def __init__(self, workdir: Path, material, certs: dict, mode: str = "async",
                  unreachable: str = "tempfail", proxy: bool = False, sync_timeout_ms: int = 5000,
-                 link_timeout_secs: int = 30, limits: dict | None = None):
+                 link_timeout_secs: int = 30, limits: dict | None = None,
+                 sieve: dict | None = None):
         self.dir = workdir
         a_listen, b_listen = free_port(), free_port()
         self.proxy = Proxy(b_listen) if proxy else None
         a_partner = self.proxy.port if self.proxy else b_listen
         common = {"ca": certs["ca"], "interval_ms": 100, "mode": mode, "unreachable": unreachable,
                   "sync_timeout_ms": sync_timeout_ms, "link_timeout_secs": link_timeout_secs}
-        self.a = Server(workdir / "a1", material, tls=False, admin=True, limits=limits, replication={
+        self.a = Server(workdir / "a1", material, tls=False, admin=True, limits=limits, sieve=sieve,
+                        replication={
             "role": "primary", "listen": f"{HOST}:{a_listen}", "partner": f"{HOST}:{a_partner}",
             "server_name": "replica.test", "cert": certs["primary"][0], "key": certs["primary"][1],
             **common})
-        self.b = Server(workdir / "a2", material, tls=False, admin=True, limits=limits, replication={
+        self.b = Server(workdir / "a2", material, tls=False, admin=True, limits=limits, sieve=sieve,
+                        replication={
             "role": "replica", "listen": f"{HOST}:{b_listen}", "partner": f"{HOST}:{a_listen}",
             "server_name": "primary.test", "cert": certs["replica"][0], "key": certs["replica"][1],
             **common})

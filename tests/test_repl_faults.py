@@ -330,3 +330,48 @@ def test_admin_api_token(tmp_path, material):
         assert "s3cret-admin-token" not in s.log_text()
     finally:
         s.stop()
+
+
+def test_sieve_scripts_and_quota_limit_replicate_and_serve_after_failover(tmp_path, material, certs):
+    from repl_support import message_ids
+    from sieve_support import ManageSieve
+    pair = Pair(tmp_path, material, certs, sieve={"plaintext_auth": True}).start()
+    try:
+        user = "user09"
+        script = 'require "fileinto";\r\nif header :contains "subject" "[work]" { fileinto "Work"; }\r\n'
+        with ManageSieve(pair.a) as ms:
+            assert ms.login(user).startswith(b"OK")
+            assert ms.put("main", script).startswith(b"OK")
+            assert ms.put("spare", "keep;\r\n").startswith(b"OK")
+            assert ms.cmd('SETACTIVE "main"')[1].startswith(b"OK")
+        status, body = pair.a.admin_call("POST", f"/quota?user={user}&bytes=5000000")
+        assert status == 200, body
+        m = pair.a.imap(user)
+        assert m.create("Work")[0] == "OK"  # fileinto does not create folders
+        m.logout()
+        pair.wait_caught_up(pair.a)
+        with ManageSieve(pair.b) as ms:
+            assert ms.login(user).startswith(b"OK")
+            lines, st = ms.cmd("LISTSCRIPTS")
+            assert st.startswith(b"OK") and sorted(lines) == [b'"main" ACTIVE\r\n', b'"spare"\r\n'], lines
+            lines, st = ms.cmd('GETSCRIPT "main"')
+            assert st.startswith(b"OK") and script.encode() in b"".join(lines)
+        status, body = pair.b.admin_call("GET", f"/quota?user={user}")
+        assert status == 200 and body["limit_bytes"] == 5000000, body
+        # Changes travel too: the spare script goes, the limit changes.
+        with ManageSieve(pair.a) as ms:
+            assert ms.login(user).startswith(b"OK")
+            assert ms.cmd('DELETESCRIPT "spare"')[1].startswith(b"OK")
+        assert pair.a.admin_call("POST", f"/quota?user={user}&bytes=default")[0] == 200
+        pair.wait_caught_up(pair.a)
+        with ManageSieve(pair.b) as ms:
+            assert ms.login(user).startswith(b"OK")
+            assert ms.cmd("LISTSCRIPTS")[0] == [b'"main" ACTIVE\r\n']
+        assert pair.b.admin_call("GET", f"/quota?user={user}")[1]["override"] is None
+        # After a failover the new primary files mail with the replicated script.
+        pair.a.kill9()
+        pair.mailctl("failover", "a1", "--db", str(pair.roles))
+        pair.b.deliver_ok(user, b"Subject: [work] report\r\nMessage-ID: <w1@x>\r\n\r\nbody\r\n")
+        assert [m for _, m in message_ids(pair.b, user, "Work")] == ["w1@x"]
+    finally:
+        pair.stop()

@@ -23,7 +23,7 @@ pub use messages::{Appended, Copied, Stored};
 pub use quota::QuotaOverride;
 pub use undelete::{RestoreReport, Restored, Undeletable, UndeleteFilter};
 pub use names::{MailboxName, Username, SEPARATOR};
-pub use repl::{ChangeLog, MailboxState, ReplOp};
+pub use repl::{ChangeLog, MailboxState, ReplOp, UserSettings};
 pub use sieve::ScriptError;
 pub use schema::{flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode};
 pub use store::{Store, StoreOptions};

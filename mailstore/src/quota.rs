@@ -4,8 +4,8 @@
 //! crash too. Indexes written before quotas existed get their usage counted at open.
 //!
 //! The limit is the instance default (`[store] quota_bytes`) unless the user has an override
-//! (`mailctl quota set`). Overrides are per backend and not replicated: `mailctl` sets them on
-//! every backend it is given, primary and replica.
+//! (`mailctl quota set`). Overrides are replicated with the user's other settings
+//! (`repl/settings.rs`); `mailctl` also sets them on every backend it is given.
 
 use heed::{RoTxn, RwTxn};
 
@@ -101,12 +101,12 @@ impl UserStore {
         Ok(self.quota.get(&txn, LIMIT)?)
     }
 
-    /// Sets or clears the user's own limit. Not replicated (a per-backend setting).
+    /// Sets or clears the user's own limit (a logged write: replication carries it).
     ///
     /// # Errors
     /// LMDB errors.
     pub fn set_quota_override(&self, o: QuotaOverride) -> Result<(), Error> {
-        self.write_unlogged(|txn| {
+        self.write(|txn| {
             match o {
                 QuotaOverride::Default => {
                     self.quota.delete(txn, LIMIT)?;

@@ -5,10 +5,9 @@
 //! - `sieve_state`: `active` → the active script's name; `vacation/<key>` → expiry (unix
 //!   seconds, decimal).
 //!
-//! Script changes are logged writes (the replication log marks the user). Replication does not
-//! carry scripts yet: the partner's sync compares mailboxes only, so after a failover the
-//! promoted side has the scripts it had before (see the README, "Sieve and ManageSieve").
-//! Vacation records are unlogged: they are a cache of whom was answered, not user data.
+//! Script changes are logged writes (the replication log marks the user) and replication carries
+//! the scripts and the active one (`repl/settings.rs`). Vacation records are unlogged and not
+//! replicated: they are a cache of whom was answered, not user data.
 
 use std::cell::Cell;
 

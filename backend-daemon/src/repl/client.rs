@@ -317,7 +317,7 @@ async fn sync_user(store: &Store, link: &mut Link, user: &Username, full: bool) 
     let p = local(crate::blocking(|| store.user(user)))?;
     let mut sent = 0;
     for _round in 0..4 {
-        let Response::State { mailboxes, subscriptions, digest } =
+        let Response::State { mailboxes, subscriptions, settings, digest } =
             link.call(&Request::UserState { user: user.as_str().into() }).await?
         else {
             return Err(SyncError::Link(anyhow::anyhow!("expected State")));
@@ -345,7 +345,13 @@ async fn sync_user(store: &Store, link: &mut Link, user: &Username, full: bool) 
         if rescue(&p, link, user, &mailboxes, &theirs).await? > 0 {
             continue;
         }
-        let (ops, missing) = plan(&p, link, user, &mailboxes, &subscriptions, &theirs, full).await?;
+        let (mut ops, missing) = plan(&p, link, user, &mailboxes, &subscriptions, &theirs, full).await?;
+        // Scripts and the quota limit: the primary's as a whole (after a split, the new primary's
+        // win; a script uploaded only on the old primary is not merged).
+        let mine = local(crate::blocking(|| p.settings()))?;
+        if mine != settings {
+            ops.push(Op::Settings(mine));
+        }
         sent += ops.len();
         let mut batch = Vec::new();
         let mut bytes = 0;

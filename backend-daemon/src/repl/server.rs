@@ -153,6 +153,7 @@ fn handle(store: &Store, req: Request) -> anyhow::Result<Response> {
             Response::State {
                 mailboxes: u.mailbox_states()?,
                 subscriptions: u.subscriptions()?,
+                settings: u.settings()?,
                 digest: u.user_state_digest()?,
             }
         }

@@ -2,7 +2,7 @@
 //! 4-byte big-endian length, then one bincode-encoded [`Request`] or [`Response`]. Pure: bytes in,
 //! typed messages out; the socket is in [`super::conn`].
 
-use mailstore::{Flags, Guid, MailboxName, MailboxState, MessageRecord, ReplOp};
+use mailstore::{Flags, Guid, MailboxName, MailboxState, MessageRecord, ReplOp, UserSettings};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Frames above this size are refused before they are read: the largest batch a primary sends
@@ -53,6 +53,7 @@ pub enum Response {
     State {
         mailboxes: Vec<MailboxState>,
         subscriptions: Vec<String>,
+        settings: UserSettings,
         digest: String,
     },
     Records(Vec<(u32, MessageRecord)>),
@@ -75,6 +76,7 @@ pub enum Op {
     Counters { mailbox: String, last_uid: u32, highestmodseq: u64 },
     DeleteMailbox { unique_id: String },
     Subscriptions(Vec<String>),
+    Settings(UserSettings),
 }
 
 impl Op {
@@ -102,6 +104,7 @@ impl Op {
             Op::Counters { mailbox, last_uid, highestmodseq } => ReplOp::Counters { mailbox, last_uid, highestmodseq },
             Op::DeleteMailbox { unique_id } => ReplOp::DeleteMailbox { unique_id },
             Op::Subscriptions(s) => ReplOp::Subscriptions(s),
+            Op::Settings(s) => ReplOp::Settings(s),
         })
     }
 }
@@ -195,6 +198,11 @@ mod tests {
                     Op::Mailbox { unique_id: "u1".into(), name: "Work".into(), uidvalidity: 9, special_use: None },
                     Op::Message { mailbox: "u1".into(), uid: 1, record: record(), raw: Some(b"x".to_vec()) },
                     Op::Subscriptions(vec!["Work".into()]),
+                    Op::Settings(UserSettings {
+                        scripts: vec![("main".into(), "keep;".into())],
+                        active_script: Some("main".into()),
+                        quota_limit: Some(1 << 20),
+                    }),
                 ],
             },
         ];

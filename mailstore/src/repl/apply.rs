@@ -48,6 +48,8 @@ pub enum ReplOp {
         unique_id: String,
     },
     Subscriptions(Vec<String>),
+    /// The user's Sieve scripts, active script and quota limit, as a whole.
+    Settings(crate::repl::UserSettings),
 }
 
 impl UserStore {
@@ -88,6 +90,7 @@ impl UserStore {
                         self.apply_delete_mailbox_in(txn, unique_id)?;
                     }
                     ReplOp::Subscriptions(names) => self.apply_subscriptions_in(txn, names)?,
+                    ReplOp::Settings(settings) => self.apply_settings_in(txn, settings)?,
                 }
             }
             Ok(())

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod log;
+pub mod settings;
 pub mod state;
 
 #[cfg(test)]
@@ -13,4 +14,5 @@ mod tests;
 
 pub use apply::ReplOp;
 pub use log::ChangeLog;
+pub use settings::UserSettings;
 pub use state::MailboxState;

@@ -155,7 +155,8 @@ impl UserStore {
         Ok(out)
     }
 
-    /// One SHA-256 (hex) over every mailbox's state (by unique id) and the subscriptions, from one
+    /// One SHA-256 (hex) over every mailbox's state (by unique id), the subscriptions and the user's
+    /// settings (Sieve scripts, quota limit), from one
     /// read transaction: equal on both partners exactly when a sync has nothing to send.
     ///
     /// # Errors
@@ -173,6 +174,7 @@ impl UserStore {
             h.update(item?.0.as_bytes());
             h.update([0]);
         }
+        self.settings_in(&txn)?.digest_into(&mut h);
         Ok(hex::encode(h.finalize()))
     }
 }
