@@ -10,6 +10,7 @@
 #   redis-server            the credential cache of both the module and the Lua script
 #   libargon2-1             argon2id checks of lua/auth.lua on a cache miss (through the FFI)
 #   curl                    manual checks of the auth locations
+#   dovecot-sieve           Pigeonhole, Dovecot's Sieve plugin: the Dovecot side of bench/sieve.py
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +19,7 @@ die() { printf 'install-bench-deps: error: %s\n' "$*" >&2; exit 1; }
 
 # The project's installer does the work (apt-get update only when something is missing, no
 # service started by package scripts); these are the benchmark's packages on top.
-MAILSCALE_EXTRA_PACKAGES="libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core libargon2-1 wrk redis-server curl" \
+MAILSCALE_EXTRA_PACKAGES="libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core libargon2-1 wrk redis-server curl dovecot-sieve" \
     "$ROOT/scripts/install-deps.sh"
 
 for so in ndk_http_module.so ngx_http_lua_module.so; do

@@ -8,7 +8,8 @@
 //!   what was expunged earlier (before this database existed) is unknown, so a client whose
 //!   MODSEQ is below that floor gets every missing UID instead (RFC 7162 3.2.5.1 lets a server
 //!   name UIDs the client never saw).
-//! - SORT / THREAD (RFC 5256): a message's header block, read from the front of its file.
+//! - SORT / THREAD (RFC 5256): a message's header block, read from the front of its file when
+//!   its keys are not in the index yet (`sortcache.rs`).
 
 use std::io::Read;
 
@@ -17,7 +18,7 @@ use heed::types::{Bytes, U64};
 use heed::{Database, RwTxn};
 
 use crate::blob::Guid;
-use crate::schema::{msg_key, MessageRecord};
+use crate::schema::msg_key;
 use crate::user::UserStore;
 use crate::Error;
 
@@ -102,31 +103,6 @@ impl UserStore {
         let f = std::fs::File::open(self.blobs.path(guid))?;
         let mut out = Vec::new();
         f.take(limit).read_to_end(&mut out)?;
-        Ok(out)
-    }
-
-    /// Index records and header blocks of the given UIDs of mailbox `mbox`, for SORT and
-    /// THREAD. UIDs no longer present are left out.
-    ///
-    /// # Errors
-    /// LMDB or I/O errors.
-    pub fn headers(&self, mbox: u32, uids: &[u32]) -> Result<Vec<(u32, MessageRecord, Vec<u8>)>, Error> {
-        let mut wanted = Vec::with_capacity(uids.len());
-        {
-            let txn = self.rtxn()?;
-            for &uid in uids {
-                let key = msg_key(mbox, uid);
-                if let Some(rec) = self.msgs.get(&txn, &key)? {
-                    let len = self.cache.get(&txn, &key)?.map(|c| c.header_len);
-                    wanted.push((uid, rec, len));
-                }
-            }
-        }
-        let mut out = Vec::with_capacity(wanted.len());
-        for (uid, rec, len) in wanted {
-            let header = self.read_header(&rec.guid, len)?;
-            out.push((uid, rec, header));
-        }
         Ok(out)
     }
 }

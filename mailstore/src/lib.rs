@@ -13,6 +13,7 @@ mod quota;
 pub mod repl;
 pub mod schema;
 mod sieve;
+mod sortcache;
 mod store;
 mod undelete;
 mod user;

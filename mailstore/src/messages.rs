@@ -86,6 +86,7 @@ impl UserStore {
         drop(txn);
         let guid = self.blobs.put(raw)?;
         let a = mailscale_mime::analyze(raw);
+        let sort = crate::sortcache::SortRecord::from_header(guid, raw);
         let cache = CacheRecord {
             envelope: a.envelope,
             bodystructure: a.bodystructure,
@@ -106,6 +107,7 @@ impl UserStore {
             let key = msg_key(m.id, uid);
             self.msgs.put(txn, &key, &rec)?;
             self.cache.put(txn, &key, &cache)?;
+            self.put_sort_record(txn, &key, &sort)?;
             self.add_ref(txn, &guid)?;
             self.add_usage(txn, size)?;
             self.mboxes.put(txn, &m.id, &m)?;
@@ -230,6 +232,7 @@ impl UserStore {
             if let Some(c) = cache {
                 self.cache.put(txn, &new_key, &c)?;
             }
+            self.copy_sort_record(txn, &key, &new_key)?;
             self.add_ref(txn, &rec.guid)?;
             self.add_usage(txn, u64::from(rec.size))?;
             out.src.push(uid);
@@ -283,6 +286,7 @@ impl UserStore {
             if let Some(rec) = self.msgs.get(txn, &key)? {
                 self.msgs.delete(txn, &key)?;
                 self.cache.delete(txn, &key)?;
+                self.drop_sort_record(txn, &key)?;
                 m.exists -= 1;
                 self.record_vanished(txn, m.id, &[uid], m.highestmodseq)?;
                 self.sub_usage(txn, u64::from(rec.size))?;
@@ -314,6 +318,7 @@ impl UserStore {
             };
             self.msgs.delete(txn, &key)?;
             self.cache.delete(txn, &key)?;
+            self.drop_sort_record(txn, &key)?;
             m.exists -= 1;
             self.sub_usage(txn, u64::from(rec.size))?;
             meta.expunge_seq += 1;

@@ -33,6 +33,8 @@ pub struct UserStore {
     pub(crate) mboxes: Database<U32<BigEndian>, SerdeBincode<MailboxRecord>>,
     pub(crate) msgs: MsgDb,
     pub(crate) cache: Database<Bytes, SerdeBincode<CacheRecord>>,
+    /// SORT/THREAD keys by message key (`sortcache.rs`).
+    pub(crate) sortkeys: crate::sortcache::SortDb,
     pub(crate) expunged: Database<Bytes, SerdeBincode<ExpungedRecord>>,
     pub(crate) guids: Database<Bytes, U32<BigEndian>>,
     pub(crate) subs: Database<Str, Unit>,
@@ -83,6 +85,7 @@ impl UserStore {
             mboxes: env.create_database(&mut wtxn, Some("mailboxes"))?,
             msgs: env.create_database(&mut wtxn, Some("messages"))?,
             cache: env.create_database(&mut wtxn, Some("cache"))?,
+            sortkeys: env.create_database(&mut wtxn, Some(crate::sortcache::SORTKEYS))?,
             expunged: env.create_database(&mut wtxn, Some("expunged"))?,
             guids: env.create_database(&mut wtxn, Some("guids"))?,
             subs: env.create_database(&mut wtxn, Some("subscriptions"))?,

@@ -1,6 +1,7 @@
 //! SORT and THREAD (RFC 5256, with RFC 5957's DISPLAYFROM/DISPLAYTO): the search criteria
-//! select messages as SEARCH does, each message's header block (read from the front of its
-//! file) becomes a `SortItem`, and the algorithms of the `mailscale-imapsort` crate order them.
+//! select messages as SEARCH does, each message's SORT/THREAD keys (kept in the index, see
+//! `mailstore`'s `sortcache.rs`) become a `SortItem`, and the algorithms of the
+//! `mailscale-imapsort` crate order them.
 
 use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey as CodecKey};
@@ -41,16 +42,18 @@ fn items(
     }
     let hits = search::matching(user, view, Some(charset), criteria)?;
     let uids: Vec<u32> = hits.iter().map(|h| h.uid).collect();
-    let headers = crate::blocking(|| user.headers(view.id, &uids))?;
-    let mut out = Vec::with_capacity(headers.len());
-    let mut h = hits.iter().peekable();
-    for (uid, rec, header) in headers {
-        while h.peek().is_some_and(|x| x.uid < uid) {
-            h.next();
+    // Items come back with id = UID, in UID order, without UIDs expunged meanwhile.
+    let mut out = crate::blocking(|| user.sort_items(view.id, &uids))?;
+    if !uid_mode {
+        let mut h = hits.iter().peekable();
+        for item in &mut out {
+            while h.peek().is_some_and(|x| x.uid < item.id) {
+                h.next();
+            }
+            if let Some(hit) = h.peek() {
+                item.id = hit.seq;
+            }
         }
-        let Some(hit) = h.peek() else { break };
-        let id = if uid_mode { uid } else { hit.seq };
-        out.push(SortItem::from_header(id, rec.internaldate, u64::from(rec.size), &header));
     }
     Ok((out, hits))
 }

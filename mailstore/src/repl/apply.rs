@@ -259,6 +259,8 @@ impl UserStore {
             Some(_) => {}
             None => {
                 self.cache.put(txn, &key, cache)?;
+                // Filled by the first SORT/THREAD that needs it (sortcache.rs).
+                self.drop_sort_record(txn, &key)?;
                 self.add_ref(txn, &rec.guid)?;
                 self.add_usage(txn, u64::from(rec.size))?;
                 m.exists += 1;
@@ -407,6 +409,8 @@ impl UserStore {
             if let Some(c) = cache {
                 self.cache.put(txn, &new_key, &c)?;
             }
+            self.copy_sort_record(txn, &key, &new_key)?;
+            self.drop_sort_record(txn, &key)?;
             self.mboxes.put(txn, &m.id, &m)?;
             Ok(new_uid)
         })
