@@ -253,3 +253,48 @@ def test_vacation_never_answers_lists_bulk_or_robots(stack, extra, sender_local)
     time.sleep(1)
     assert subjects(server, sender) == []
     assert sorted(subjects(server, user)) == ["human mail", "robot mail"]
+
+
+def test_redirect_survives_a_crash_between_the_250_and_the_relay(material, tmp_path):
+    """A redirect-only message exists nowhere but in the outbox once it is acknowledged: kill -9
+    while the relay stalls, restart with a working relay, and it arrives."""
+    import socket
+    import threading
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(stall.accept()) for _ in range(8)], daemon=True).start()
+    srv = Server(tmp_path / "crash", material, tls=False)
+    srv.sieve = {"relay": f"127.0.0.1:{stall.getsockname()[1]}", "plaintext_auth": True,
+                 "relay_timeout_secs": 120}
+    srv._write_config()
+    srv.start()
+    relay = None
+    try:
+        user, target = srv.new_user(), srv.new_user()
+        install_script(srv, user, f'redirect "{address(target)}";\r\n')
+        srv.deliver_ok(address(user), msg("survive the crash", address(user)))
+        outbox = srv.dir / "data" / "outbox"
+        assert len(list(outbox.glob("*.json"))) == 1, "acknowledged = in the outbox"
+        deadline = time.monotonic() + 10
+        while not held:  # the send is under way (stalled) when the process dies
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        srv.kill9()
+        relay = RelayPostfix(srv.ports["lmtp"]).start()
+        srv.sieve["relay"] = relay.addr
+        srv._write_config()
+        srv.start()
+        wait_for(srv, target, "survive the crash", postfix=relay)
+        assert subjects(srv, user) == []
+        deadline = time.monotonic() + 10
+        while list(outbox.glob("*.json")):
+            assert time.monotonic() < deadline, "sent entries leave the outbox"
+            time.sleep(0.1)
+        assert "outbox: sending a redirect left by the previous run" in srv.log_text()
+    finally:
+        srv.stop()
+        if relay:
+            relay.stop()
+        stall.close()

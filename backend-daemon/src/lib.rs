@@ -11,6 +11,7 @@ pub mod lmtp;
 pub mod mailadmin;
 pub mod managesieve;
 pub mod net;
+pub mod outbox;
 pub mod pop3;
 pub mod repl;
 pub mod server;

@@ -132,6 +132,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
         }
     }
     spawn_purge(ctx.clone());
+    crate::lmtp::sieve::resend_outbox(&ctx);
     if let Some(r) = &ctx.cfg.replication {
         // Both halves wherever they are configured: the role decides at run time which one
         // works (a primary's listener fences off stale partners; a replica's worker idles).

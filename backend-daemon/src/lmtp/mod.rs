@@ -128,15 +128,30 @@ async fn deliver(ctx: &Arc<Ctx>, from: &str, rcpts: &[Recipient], message: Optio
         let stored = crate::blocking(|| -> Result<_, mailstore::Error> {
             let user = ctx.store.user(&rcpt.user)?;
             let plan = sieve::plan(ctx, &user, from, &rcpt.address, &bytes);
+            // A redirect must survive a crash between the 250 and the relay: into the outbox
+            // first (before any copy, so a failure here leaves nothing to duplicate).
+            let outbox = match (&ctx.cfg.sieve.relay, plan.redirects.is_empty()) {
+                (Some(_), false) => {
+                    let entry = crate::outbox::Entry {
+                        user: rcpt.user.as_str().to_string(),
+                        from: from.to_string(),
+                        rcpt: rcpt.address.clone(),
+                        redirects: plan.redirects.clone(),
+                        stored_elsewhere: !plan.stores.is_empty(),
+                    };
+                    Some(crate::outbox::put(&crate::outbox::dir(&ctx.cfg.data_dir), &entry, message)?)
+                }
+                _ => None,
+            };
             let mut first_uid = None;
             for (mailbox, flags) in &plan.stores {
                 let a = user.append(mailbox, &bytes, flags.clone(), None)?;
                 first_uid.get_or_insert(a.uid);
             }
-            Ok((first_uid, plan))
+            Ok((first_uid, plan, outbox))
         });
         replies.push(match stored {
-            Ok((uid, plan)) => {
+            Ok((uid, plan, outbox)) => {
                 let folders: Vec<&str> = plan.stores.iter().map(|(m, _)| m.as_str()).collect();
                 tracing::info!(
                     user = %rcpt.user,
@@ -147,7 +162,7 @@ async fn deliver(ctx: &Arc<Ctx>, from: &str, rcpts: &[Recipient], message: Optio
                     ms = started.elapsed().as_millis() as u64,
                     "delivered"
                 );
-                outgoing.push((rcpt, plan));
+                outgoing.push((rcpt, plan, outbox));
                 Err((rcpt, uid))
             }
             Err(e @ mailstore::Error::OverQuota { .. }) => {
@@ -166,18 +181,34 @@ async fn deliver(ctx: &Arc<Ctx>, from: &str, rcpts: &[Recipient], message: Optio
             Ok(reply) => reply,
             Err((rcpt, uid)) => match ctx.repl.wait_replicated(&ctx.store, &rcpt.user).await {
                 Ok(()) => {
-                    if let Some(i) = outgoing.iter().position(|(r, _)| std::ptr::eq(*r, rcpt)) {
-                        let (_, plan) = outgoing.swap_remove(i);
-                        sieve::send(ctx.clone(), rcpt.user.clone(), from.to_owned(), rcpt.address.clone(), message.to_vec(), plan);
+                    if let Some(i) = outgoing.iter().position(|(r, _, _)| std::ptr::eq(*r, rcpt)) {
+                        let (_, plan, outbox) = outgoing.swap_remove(i);
+                        sieve::send(
+                            ctx.clone(),
+                            rcpt.user.clone(),
+                            from.to_owned(),
+                            rcpt.address.clone(),
+                            message.to_vec(),
+                            plan,
+                            outbox,
+                        );
                     }
                     match uid {
                         Some(uid) => Reply::new(250, "2.0.0", format!("<{}> delivered, uid {uid}", rcpt.address)),
-                        None => Reply::new(250, "2.0.0", format!("<{}> delivered (filed nowhere by Sieve)", rcpt.address)),
+                        None => {
+                            Reply::new(250, "2.0.0", format!("<{}> delivered (filed nowhere by Sieve)", rcpt.address))
+                        }
                     }
                 }
                 Err(why) => {
                     tracing::error!(user = %rcpt.user, reason = ?why,
                         "stored here but the replica did not confirm it: answered 451 (the retry may duplicate it)");
+                    // Not acknowledged: its redirects are not sent (the retry brings them).
+                    if let Some(i) = outgoing.iter().position(|(r, _, _)| std::ptr::eq(*r, rcpt)) {
+                        if let (_, _, Some(id)) = outgoing.swap_remove(i) {
+                            crate::outbox::remove(&crate::outbox::dir(&ctx.cfg.data_dir), &id);
+                        }
+                    }
                     Reply::new(
                         451,
                         "4.4.3",

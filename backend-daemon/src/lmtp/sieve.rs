@@ -191,8 +191,18 @@ fn imap_flags(names: &[String]) -> Flags {
 
 /// Sends what the plan sends, in the background: the copies are already durable, and a relay
 /// failure is logged without failing the delivery. A redirected message that was stored
-/// nowhere else and that the relay refuses is stored into INBOX instead.
-pub fn send(ctx: Arc<Ctx>, user: Username, from: String, rcpt: String, message: Vec<u8>, plan: Plan) {
+/// nowhere else and that the relay refuses is stored into INBOX instead. `outbox` is the
+/// durable entry of the redirects (see `outbox.rs`), removed once they are handled.
+#[allow(clippy::too_many_arguments)]
+pub fn send(
+    ctx: Arc<Ctx>,
+    user: Username,
+    from: String,
+    rcpt: String,
+    message: Vec<u8>,
+    plan: Plan,
+    outbox: Option<String>,
+) {
     let Some(relay) = ctx.cfg.sieve.relay.clone() else {
         return;
     };
@@ -230,14 +240,18 @@ pub fn send(ctx: Arc<Ctx>, user: Username, from: String, rcpt: String, message: 
             })
             .await;
             match kept {
-                Ok(Ok(a)) => tracing::warn!(user = %user, uid = a.uid, "sieve: redirect failed; kept in INBOX instead"),
-                Ok(Err(e)) => {
-                    tracing::error!(user = %user, error = %e, "sieve: redirect failed and INBOX refused the copy")
+                Ok(Ok(a)) => {
+                    tracing::warn!(user = %user, uid = a.uid, "sieve: redirect failed; kept in INBOX instead");
+                    lost = false;
                 }
-                Err(e) => {
-                    tracing::error!(user = %user, error = %e, "sieve: redirect failed and storing the copy panicked")
-                }
+                Ok(Err(e)) => tracing::error!(user = %user, error = %e,
+                    "sieve: redirect failed and INBOX refused the copy; it stays in the outbox for the next start"),
+                Err(e) => tracing::error!(user = %user, error = %e,
+                    "sieve: redirect failed and storing the copy panicked; it stays in the outbox"),
             }
+        }
+        if let Some(id) = outbox.filter(|_| !lost || stored_elsewhere) {
+            crate::outbox::remove(&crate::outbox::dir(&ctx.cfg.data_dir), &id);
         }
         if let Some(reply) = plan.vacation {
             let mut msg = format!(
@@ -295,5 +309,21 @@ mod tests {
         assert!(!redirect_loop(once, "a@x"));
         let twice = b"Delivered-To: a@x\r\nReceived: y\r\nDelivered-To: A@x\r\n\r\nb";
         assert!(redirect_loop(twice, "a@x"));
+    }
+}
+
+/// Sends the outbox entries a previous run acknowledged but did not hand to the relay (it was
+/// stopped or crashed in between).
+pub fn resend_outbox(ctx: &Arc<Ctx>) {
+    let dir = crate::outbox::dir(&ctx.cfg.data_dir);
+    for (id, e, message) in crate::outbox::pending(&dir) {
+        let Ok(user) = Username::new(&e.user) else {
+            tracing::error!(id, user = %e.user, "outbox: bad user name; entry left for the operator");
+            continue;
+        };
+        tracing::warn!(id, user = %e.user, redirects = e.redirects.len(), "outbox: sending a redirect left by the previous run");
+        let stores = if e.stored_elsewhere { vec![(MailboxName::inbox(), Flags::default())] } else { Vec::new() };
+        let plan = Plan { stores, redirects: e.redirects, vacation: None };
+        send(ctx.clone(), user, e.from, e.rcpt, message, plan, Some(id));
     }
 }
