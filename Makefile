@@ -6,6 +6,8 @@
 #   make bench   mailstored vs Dovecot 2.3 side by side (bench/); COUNT=500 for a quick run
 #   make bench-auth   the auth location: module vs Lua vs nginx's floor (bench/auth/)
 #   make bench-repl   replication: lag, catch-up (vs Dovecot dsync), failover time (bench/repl/)
+#   make bench-sort   SORT/THREAD on a 50,000-message folder vs Dovecot (bench/imap_sort.py)
+#   make bench-sieve  Sieve cost per delivered message, 50-rule script, vs Pigeonhole (bench/sieve.py)
 #
 # Scripts do the work (scripts/, bench/); this file only orders them.
 
@@ -22,7 +24,7 @@ COUNT ?= 10000
 # Written by vendor-nginx/prepare.sh (run by scripts/install-deps.sh): NGINX_SOURCE_DIR/BUILD_DIR.
 NGINX_ENV ?= $(or $(CARGO_TARGET_DIR),target)/nginx-env.sh
 
-.PHONY: help deps build module up down restart status test test-rust test-e2e bench bench-auth bench-repl
+.PHONY: help deps build module up down restart status test test-rust test-e2e bench bench-auth bench-repl bench-sort bench-sieve
 
 help:
 	@sed -n 's/^#   make/make/p' $(firstword $(MAKEFILE_LIST))
@@ -90,3 +92,14 @@ bench-auth: build
 # 2,000 users (bench/repl/).
 bench-repl: build
 	$(PYTHON) bench/repl/run.py
+
+# SORT and THREAD on one folder of SORT_COUNT messages, first and repeated call, vs Dovecot.
+SORT_COUNT ?= 50000
+bench-sort: build
+	$(PYTHON) bench/imap_sort.py --count $(SORT_COUNT)
+
+# Sieve at LMTP delivery: a 50-rule script vs none, mailstored vs Dovecot + Pigeonhole.
+SIEVE_COUNT ?= 5000
+bench-sieve: build
+	@bench/install-bench-deps.sh
+	$(PYTHON) bench/sieve.py --count $(SIEVE_COUNT)
