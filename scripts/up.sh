@@ -140,7 +140,8 @@ fi
 
 # --- config ------------------------------------------------------------------------------------
 {
-    cat "$TEMPLATE"
+    # Sieve redirects and vacation replies go out through the frontend Postfix (SMTP 2525).
+    sed -e 's|^# relay = "127\.0\.0\.1:25"|relay = "127.0.0.1:2525"|' "$TEMPLATE"
     cat <<'TOML'
 
 # Added by scripts/up.sh: logins from the local frontend (nginx + ngx-mailauth), which hands
