@@ -109,7 +109,7 @@ fn tokens(raw: &[u8]) -> Vec<(Tok, usize, usize)> {
             b'{' | b'~' if literal_len(&raw[i..]).is_some() => {
                 let (len, header) = literal_len(&raw[i..]).expect("checked");
                 let start = i;
-                i = (i + header + len).min(n);
+                i = i.saturating_add(header).saturating_add(len).min(n);
                 out.push((Tok::Literal, start, i));
             }
             _ => {
@@ -141,7 +141,10 @@ fn literal_len(s: &[u8]) -> Option<(usize, usize)> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let len: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    // RFC 3501 `number` is 32-bit: a longer one is no literal (imap-codec's fragmentizer does
+    // not take it for one either), and a length near usize::MAX must not wrap the scanner back.
+    let len: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let len = usize::try_from(len).ok()?;
     let after = &rest[close + 1..];
     let crlf = if after.starts_with(b"\r\n") {
         2
@@ -330,7 +333,7 @@ fn value(raw: &[u8], t: &(Tok, usize, usize)) -> Result<Vec<u8>, String> {
         }
         Tok::Literal => {
             let (len, header) = literal_len(s).ok_or("bad literal")?;
-            Ok(s[header..(header + len).min(s.len())].to_vec())
+            Ok(s[header..header.saturating_add(len).min(s.len())].to_vec())
         }
         _ => Err("expected a mailbox name or pattern".into()),
     }
@@ -495,6 +498,25 @@ mod tests {
         let (b, _) = codec(preprocess(b"a SEARCH SUBJECT {1}\r\n$ ALL\r\n", &s));
         assert_eq!(b, "a SEARCH SUBJECT {1}\r\n$ ALL\r\n");
         assert!(matches!(preprocess(b"a SEARCH RETURN (BOGUS) ALL\r\n", &s), Pre::Bad { .. }));
+    }
+
+    #[test]
+    fn literal_length_beyond_32_bits_is_not_a_literal() {
+        // Found by reading while adding fuzz/fuzz_targets/imap_ext.rs: a length that made
+        // `i + header + len` wrap to `i` kept the scanner in place, pushing tokens until the
+        // daemon ran out of memory, from any client before login.
+        let s = S(None, vec![]);
+        for raw in [
+            b"a LIST \"\" {18446744073709551592}\r\nx\r\n".as_slice(),
+            b"a {18446744073709551615+}\r\n",
+            b"a SEARCH {4294967296}\r\n",
+        ] {
+            assert!(matches!(preprocess(raw, &s), Pre::Codec { .. } | Pre::Bad { .. }));
+        }
+        assert_eq!(literal_len(b"{4294967295}\r\n"), Some((4294967295, 14)));
+        assert_eq!(literal_len(b"{4294967296}\r\n"), None);
+        let Pre::List { list, .. } = preprocess(b"a LIST \"\" ({18446744073709551592} %)\r\n", &s) else { panic!() };
+        assert_eq!(list.patterns, ["{18446744073709551592}", "%"]);
     }
 
     #[test]
