@@ -1,5 +1,8 @@
 //! The connection shell shared by IMAP, POP3 and LMTP: a plain or TLS stream, an input buffer
 //! with line-size limits, read/write timeouts, and STARTTLS that discards pipelined plaintext.
+//! COMPRESS=DEFLATE (RFC 4978) is a layer above the stream, in `deflate.rs`.
+
+pub mod deflate;
 
 use std::io;
 use std::pin::Pin;
@@ -68,11 +71,32 @@ pub struct Conn {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     out: Vec<u8>,
+    /// COMPRESS=DEFLATE, once active: input is inflated into `buf`, `out` deflated on flush.
+    deflate: Option<Box<deflate::Deflate>>,
 }
 
 impl Conn {
     pub fn new(stream: Stream, read_timeout: Duration, write_timeout: Duration) -> Self {
-        Conn { stream: Some(stream), buf: Vec::with_capacity(8192), read_timeout, write_timeout, out: Vec::new() }
+        Conn {
+            stream: Some(stream),
+            buf: Vec::with_capacity(8192),
+            read_timeout,
+            write_timeout,
+            out: Vec::new(),
+            deflate: None,
+        }
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Starts COMPRESS=DEFLATE in both directions (RFC 4978 3), to be called right after the
+    /// tagged OK was flushed uncompressed. As with STARTTLS, anything buffered is discarded: a
+    /// client sends nothing after COMPRESS before it has seen the OK.
+    pub fn start_deflate(&mut self) {
+        self.buf.clear();
+        self.deflate = Some(Box::default());
     }
 
     pub fn is_tls(&self) -> bool {
@@ -105,6 +129,9 @@ impl Conn {
     /// # Errors
     /// [`io::ErrorKind::TimedOut`] after `timeout`, socket errors.
     pub async fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        if self.deflate.is_some() {
+            return self.fill_inflated(timeout).await;
+        }
         let mut chunk = [0u8; 16384];
         let s = self.stream()?;
         let n = tokio::time::timeout(timeout, s.read(&mut chunk))
@@ -112,6 +139,36 @@ impl Conn {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timeout"))??;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
+    }
+
+    /// [`Conn::fill`] under COMPRESS: inflates (in bounded steps) until at least one byte is
+    /// appended, reading compressed input as needed. Cancel-safe like a plain read (IDLE
+    /// selects on it): whatever was read is kept in the inflater before the next await.
+    ///
+    /// # Errors
+    /// As [`Conn::fill`], and [`io::ErrorKind::InvalidData`] for input that is not DEFLATE.
+    async fn fill_inflated(&mut self, timeout: Duration) -> io::Result<usize> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut chunk = [0u8; 16384];
+        loop {
+            let z = self.deflate.as_mut().expect("called under COMPRESS only");
+            let n = z.inflate(&mut self.buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if z.ended() {
+                return Ok(0);
+            }
+            let s =
+                self.stream.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection lost"))?;
+            let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timeout"))??;
+            if n == 0 {
+                return Ok(0);
+            }
+            z.receive(&chunk[..n]);
+        }
     }
 
     /// Reads one line (without CRLF / LF). Lines longer than `max` are discarded up to their LF
@@ -161,7 +218,12 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(z) = self.deflate.as_mut() {
+            let mut wire = Vec::with_capacity(out.len() / 2 + 64);
+            z.deflate(&out, &mut wire)?;
+            out = wire;
+        }
         let timeout = self.write_timeout;
         let s = self.stream()?;
         tokio::time::timeout(timeout, async {

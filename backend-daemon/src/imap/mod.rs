@@ -1,6 +1,6 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, NAMESPACE, ID, ENABLE, UNSELECT, LITERAL+,
 //! SASL-IR, SPECIAL-USE, CHILDREN, SORT/THREAD, ESEARCH, SEARCHRES, LIST-EXTENDED, LIST-STATUS,
-//! CONDSTORE/QRESYNC and QUOTA. Syntax imap-codec does not parse goes through `ext.rs` first. Commands are framed by imap-codec's `Fragmentizer` (which
+//! CONDSTORE/QRESYNC, QUOTA and COMPRESS=DEFLATE. Syntax imap-codec does not parse goes through `ext.rs` first. Commands are framed by imap-codec's `Fragmentizer` (which
 //! caps message size) and parsed by its `CommandCodec`; this file is the connection shell:
 //! literals, STARTTLS, AUTHENTICATE continuation, IDLE and timeouts.
 
@@ -141,7 +141,17 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
     let caps = Rc::Capability(session.capabilities());
     conn.send(&resp::status(None, Kind::Ok, Some(&caps), "mailstored ready")).await?;
     loop {
-        match framer.next(&mut conn).await? {
+        let input = match framer.next(&mut conn).await {
+            // Undecodable COMPRESS input (RFC 4978): our own stream is still sound, say why.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData && conn.is_compressed() => {
+                tracing::info!(error = %e, "disconnected: invalid compressed data");
+                conn.send(&resp::bye(None, "Invalid compressed data")).await.ok();
+                conn.shutdown().await;
+                return Ok(());
+            }
+            r => r?,
+        };
+        match input {
             Input::Closed => return Ok(()),
             Input::TimedOut => {
                 conn.send(&resp::bye(None, "Autologout; idle for too long")).await.ok();
@@ -212,6 +222,12 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
                 conn.starttls(&acceptor).await?;
                 session.tls = true;
                 framer = Framer::new(&ctx);
+            }
+            Next::Compress => {
+                conn.flush().await?;
+                conn.start_deflate();
+                framer = Framer::new(&ctx);
+                tracing::debug!("COMPRESS=DEFLATE active");
             }
             Next::AuthPlain(tag) => {
                 conn.send(b"+ \r\n").await?;

@@ -50,6 +50,8 @@ pub enum Rc {
     Closed,
     /// RFC 9208 4.3 / RFC 5530.
     OverQuota,
+    /// RFC 4978 3: COMPRESS while compression is already active.
+    CompressionActive,
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -154,6 +156,7 @@ impl Rc {
             Rc::Modified(ids) => seq_set(ids).map(Code::Modified),
             Rc::Closed => Some(Code::Closed),
             Rc::OverQuota => Some(Code::OverQuota),
+            Rc::CompressionActive => Some(Code::CompressionActive),
             Rc::PermanentFlags(names) => Some(Code::PermanentFlags(
                 names
                     .iter()

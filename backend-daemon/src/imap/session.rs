@@ -34,6 +34,8 @@ pub enum Next {
     Idle(String),
     /// AUTHENTICATE PLAIN without initial response: ask for it with `+ `.
     AuthPlain(String),
+    /// COMPRESS DEFLATE accepted: flush the OK uncompressed, then compress both ways.
+    Compress,
 }
 
 /// RFC 3501 3: the connection's state, carrying what each state needs.
@@ -117,7 +119,7 @@ pub type CmdResult = Result<Done, Refusal>;
 
 /// What is advertised is exactly what is implemented (issue 6): every name here has its
 /// command and response syntax in this module.
-const CAPS_COMMON: [&str; 24] = [
+const CAPS_COMMON: [&str; 25] = [
     "IMAP4rev1",
     "LITERAL+",
     "SASL-IR",
@@ -142,6 +144,7 @@ const CAPS_COMMON: [&str; 24] = [
     "QRESYNC",
     "QUOTA",
     "QUOTA=RES-STORAGE",
+    "COMPRESS=DEFLATE",
 ];
 
 pub struct Session {
@@ -521,6 +524,14 @@ impl Session {
             CommandBody::Idle => {
                 *next = Next::Idle(tag.to_string());
                 Ok("IDLE".into())
+            }
+            // RFC 4978 3: DEFLATE is the only algorithm (anything else fails to parse: BAD).
+            CommandBody::Compress { .. } => {
+                if conn.is_compressed() {
+                    return Err(Refusal::no("DEFLATE is already active").with(Rc::CompressionActive));
+                }
+                *next = Next::Compress;
+                Ok("DEFLATE active".into())
             }
             body => match &mut self.state {
                 State::Selected { user, view } => {
