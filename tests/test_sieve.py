@@ -264,7 +264,14 @@ def test_redirect_survives_a_crash_between_the_250_and_the_relay(material, tmp_p
     stall.bind(("127.0.0.1", 0))
     stall.listen(8)
     held = []
-    threading.Thread(target=lambda: [held.append(stall.accept()) for _ in range(8)], daemon=True).start()
+    def hold() -> None:
+        try:
+            for _ in range(8):
+                held.append(stall.accept())
+        except OSError:
+            pass  # closed at the end of the test
+
+    threading.Thread(target=hold, daemon=True).start()
     srv = Server(tmp_path / "crash", material, tls=False)
     srv.sieve = {"relay": f"127.0.0.1:{stall.getsockname()[1]}", "plaintext_auth": True,
                  "relay_timeout_secs": 120}
