@@ -20,7 +20,7 @@ use mailscale_imapsort::SortItem;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::Guid;
-use crate::schema::msg_key;
+use crate::schema::{key_uid, msg_key, MessageRecord};
 use crate::user::UserStore;
 use crate::Error;
 
@@ -99,35 +99,33 @@ impl UserStore {
         Ok(())
     }
 
-    fn valid_sort_record(&self, txn: &RoTxn<'_>, key: &[u8; 8], guid: &Guid) -> Result<Option<SortRecord>, Error> {
-        Ok(self.sortkeys.get(txn, key)?.filter(|r| r.guid == *guid))
-    }
-
-    /// The SORT/THREAD items of the given UIDs of mailbox `mbox`, in the order given, each with
-    /// `id` = its UID. UIDs no longer present are left out. Records missing from the index are
-    /// made from the message files and stored for the next call (a failure to store them is
+    /// The SORT/THREAD items of the given UIDs of mailbox `mbox`, in ascending UID order, each
+    /// with `id` = its UID. UIDs no longer present are left out. Records missing from the index
+    /// are made from the message files and stored for the next call (a failure to store them is
     /// logged, not returned: the answer does not depend on it).
     ///
     /// # Errors
     /// LMDB errors; I/O errors reading a message file whose record is missing.
     pub fn sort_items(&self, mbox: u32, uids: &[u32]) -> Result<Vec<SortItem>, Error> {
-        let mut out = Vec::with_capacity(uids.len());
+        let mut want = uids.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        let mut out = Vec::with_capacity(want.len());
         let mut missing = Vec::new();
         {
             let txn = self.rtxn()?;
-            for &uid in uids {
-                let key = msg_key(mbox, uid);
-                let Some(rec) = self.msgs.get(&txn, &key)? else { continue };
+            self.scan_sort_records(&txn, mbox, &want, |uid, rec, found| {
                 let (arrival, size) = (rec.internaldate, u64::from(rec.size));
-                match self.valid_sort_record(&txn, &key, &rec.guid)? {
+                match found {
                     Some(r) => out.push(r.into_item(uid, arrival, size)),
                     None => {
-                        let len = self.cache.get(&txn, &key)?.map(|c| c.header_len);
+                        let len = self.cache.get(&txn, &msg_key(mbox, uid))?.map(|c| c.header_len);
                         missing.push((out.len(), rec.guid, len));
                         out.push(SortItem::new(uid, arrival, size));
                     }
                 }
-            }
+                Ok(())
+            })?;
         }
         if missing.is_empty() {
             return Ok(out);
@@ -157,6 +155,45 @@ impl UserStore {
             tracing::warn!(user = %self.user, mailbox = mbox, error = %e, "sort keys: cannot store the records made for SORT/THREAD");
         }
         Ok(out)
+    }
+
+    /// Calls `f` for each UID of `want` (ascending) that holds a message in mailbox `mbox`, with
+    /// the message record and its SORT/THREAD record when there is a valid one. The message
+    /// records and the SORT/THREAD records are each walked once with a cursor in key order (one
+    /// pass over the mailbox instead of two B-tree lookups per message), and only the wanted
+    /// ones are decoded.
+    fn scan_sort_records(
+        &self,
+        txn: &RoTxn<'_>,
+        mbox: u32,
+        want: &[u32],
+        mut f: impl FnMut(u32, MessageRecord, Option<SortRecord>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let decode = |e: heed::BoxedError| Error::Index(heed::Error::Decoding(e));
+        let prefix = mbox.to_be_bytes();
+        let mut sorts = self.sortkeys.lazily_decode_data().prefix_iter(txn, &prefix)?;
+        let mut sort_at = sorts.next().transpose()?;
+        let mut w = want.iter().copied().peekable();
+        for item in self.msgs.lazily_decode_data().prefix_iter(txn, &prefix)? {
+            let (k, lazy) = item?;
+            let uid = key_uid(k);
+            while w.next_if(|&x| x < uid).is_some() {}
+            match w.peek() {
+                None => break,
+                Some(&x) if x > uid => continue,
+                Some(_) => {}
+            }
+            let rec = lazy.decode().map_err(decode)?;
+            while sort_at.as_ref().is_some_and(|(sk, _)| key_uid(sk) < uid) {
+                sort_at = sorts.next().transpose()?;
+            }
+            let found = match &sort_at {
+                Some((sk, r)) if key_uid(sk) == uid => Some(r.decode().map_err(decode)?).filter(|r| r.guid == rec.guid),
+                _ => None,
+            };
+            f(uid, rec, found)?;
+        }
+        Ok(())
     }
 
     /// How many SORT/THREAD records mailbox `mbox` holds (tests, index checks).
