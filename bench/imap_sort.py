@@ -171,7 +171,8 @@ def report(args, servers: list[Server], rates: dict, results: dict, sizes: list[
                 if ln.startswith("model name")), "?")
     fs = run_text(["df", "--output=fstype", str(args.workdir)]).splitlines()[-1:] or ["?"]
     out = [f"### SORT and THREAD, {args.count:,} messages in one folder — {now:%Y-%m-%d %H:%M %Z}", ""]
-    out.append(f"Command: `python3 bench/imap_sort.py --count {args.count} --repeat {args.repeat}`  ")
+    out.append(f"Command: `python3 bench/imap_sort.py --count {args.count} --repeat {args.repeat}"
+               + (f" --servers {','.join(names)}" if not both else "") + "`  ")
     out.append(f"Machine: {platform.node()}, {os.cpu_count()} CPUs ({cpu}), {platform.system()} "
                f"{platform.release()}, work dir on {fs[0]}, load average at start "
                f"{args.load_at_start:.2f}, before the timed phase {args.load_at_sort:.2f}  ")
