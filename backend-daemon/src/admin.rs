@@ -213,7 +213,9 @@ async fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
                 Err(e) => error(503, &e),
             }
         }
-        (m, p) if crate::mailadmin::handles(p) => crate::mailadmin::route(ctx, m, p, &|k| req.param(k).map(String::from)),
+        (m, p) if crate::mailadmin::handles(p) => {
+            crate::mailadmin::route(ctx, m, p, &|k| req.param(k).map(String::from))
+        }
         ("GET" | "POST", _) => error(404, &format!("no such endpoint {}", req.path)),
         _ => error(405, &format!("method {} not allowed", req.method)),
     }

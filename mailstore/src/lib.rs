@@ -21,13 +21,13 @@ mod user;
 pub use blob::Guid;
 pub use imapext::Vanished;
 pub use messages::{Appended, Copied, Stored};
-pub use quota::QuotaOverride;
-pub use undelete::{RestoreReport, Restored, Undeletable, UndeleteFilter};
 pub use names::{MailboxName, Username, SEPARATOR};
+pub use quota::QuotaOverride;
 pub use repl::{ChangeLog, MailboxState, ReplOp, UserSettings};
-pub use sieve::ScriptError;
 pub use schema::{flag, CacheRecord, ExpungedRecord, Flags, MailboxRecord, MessageRecord, StoreMode};
+pub use sieve::ScriptError;
 pub use store::{Store, StoreOptions};
+pub use undelete::{RestoreReport, Restored, Undeletable, UndeleteFilter};
 pub use user::{UserStore, DEFAULT_FOLDERS};
 
 /// Errors of the store. Each concerns one user and one operation.

@@ -172,7 +172,8 @@ pub async fn fetch(
         let gone = super::condstore::vanished_in_set(user, view, since, set)?;
         conn.queue(&resp::vanished(true, &gone));
     }
-    let want_modseq = modifiers.changed_since.is_some() || items.iter().any(|i| matches!(i, MessageDataItemName::ModSeq));
+    let want_modseq =
+        modifiers.changed_since.is_some() || items.iter().any(|i| matches!(i, MessageDataItemName::ModSeq));
     if want_modseq {
         view.condstore = true;
     }

@@ -20,11 +20,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use imap_codec::decode::Decoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::auth::AuthenticateData;
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::decode::Decoder;
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
 use crate::net::Conn;
@@ -194,9 +194,17 @@ pub async fn serve(ctx: Arc<Ctx>, mut conn: Conn, peer: SocketAddr) -> anyhow::R
             }
             Some(ext::Pre::Codec { search_return: r, .. }) => {
                 search_return = r;
-                framer.frag.decode_message(&CommandCodec::default()).map(|c| c.into_static()).map_err(|e| format!("{e:?}"))
+                framer
+                    .frag
+                    .decode_message(&CommandCodec::default())
+                    .map(|c| c.into_static())
+                    .map_err(|e| format!("{e:?}"))
             }
-            None => framer.frag.decode_message(&CommandCodec::default()).map(|c| c.into_static()).map_err(|e| format!("{e:?}")),
+            None => framer
+                .frag
+                .decode_message(&CommandCodec::default())
+                .map(|c| c.into_static())
+                .map_err(|e| format!("{e:?}")),
         };
         let cmd = match decoded {
             Ok(cmd) => cmd,

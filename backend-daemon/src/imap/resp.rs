@@ -347,7 +347,10 @@ mod tests {
         assert_eq!(flag_list(&f, true), "(\\Seen \\Deleted \\Recent $Label1)");
         assert_eq!(flag_list(&Flags::default(), false), "()");
         assert_eq!(internaldate(837570265, -420), "\"16-Jul-1996 19:24:25 -0700\"");
-        assert_eq!(s(fetch_flags(3, Some(7), &f, false, None)), "* 3 FETCH (UID 7 FLAGS (\\Seen \\Deleted $Label1))\r\n");
+        assert_eq!(
+            s(fetch_flags(3, Some(7), &f, false, None)),
+            "* 3 FETCH (UID 7 FLAGS (\\Seen \\Deleted $Label1))\r\n"
+        );
     }
 
     #[test]

@@ -284,7 +284,16 @@ pub async fn command(
             r.map(|_| format!("{}FETCH completed", if uid { "UID " } else { "" }).into())
         }
         CommandBody::Search { charset, criteria, uid } => {
-            let r = super::search::search(user, view, charset.as_ref(), criteria.as_ref(), uid, ext.search_return.as_ref(), ext.tag, conn);
+            let r = super::search::search(
+                user,
+                view,
+                charset.as_ref(),
+                criteria.as_ref(),
+                uid,
+                ext.search_return.as_ref(),
+                ext.tag,
+                conn,
+            );
             r.map(|_| format!("{}SEARCH completed", if uid { "UID " } else { "" }).into())
         }
         CommandBody::Sort { sort_criteria, charset, search_criteria, uid } => {
@@ -384,7 +393,13 @@ fn store(
             for (u, (rec, _)) in rest.iter().zip(recs) {
                 if let (Some(rec), Some(i)) = (rec, view.seq_of(*u)) {
                     let modseq = view.condstore.then_some(rec.modseq);
-                    conn.queue(&resp::fetch_flags(i + 1, with_uid.then_some(*u), &rec.flags, view.is_recent(*u), modseq));
+                    conn.queue(&resp::fetch_flags(
+                        i + 1,
+                        with_uid.then_some(*u),
+                        &rec.flags,
+                        view.is_recent(*u),
+                        modseq,
+                    ));
                 }
             }
         }

@@ -18,7 +18,7 @@ use mailstore::{flag, Flags, MailboxName, UserStore};
 use imap_codec::imap_types::command::SelectParameter;
 
 use super::condstore::SelectOpts;
-use super::ext::{ListExt, SearchReturn, Saved};
+use super::ext::{ListExt, Saved, SearchReturn};
 use super::resp::{self, Kind, Rc};
 use super::selected::View;
 use crate::auth::Secret;
