@@ -208,3 +208,25 @@ def test_usage_exact_on_the_replica_after_replication(tmp_path_factory, material
         assert quota(a, user)["limit_bytes"] == quota(b, user)["limit_bytes"] == 12345
     finally:
         pair.stop()
+
+
+def test_sieve_copies_are_admitted_all_or_none(material, tmp_path_factory):
+    """A script that files two copies (fileinto :copy + the implicit keep) of a message that
+    fits once but not twice: 452 and nothing stored, so the MTA's retry cannot duplicate."""
+    from sieve_support import install_script
+    s = Server(tmp_path_factory.mktemp("quota-sieve"), material, tls=False, admin=True,
+               store={"quota_bytes": LIMIT}, sieve={"plaintext_auth": True})
+    s.start()
+    try:
+        user = s.new_user()
+        m = s.imap(user)
+        assert m.create("Copies")[0] == "OK"
+        m.logout()
+        install_script(s, user, 'require ["fileinto", "copy"];\r\nfileinto :copy "Copies";\r\n')
+        res = s.deliver(user, msg(1, 12000))
+        assert res[addr(user)][0] == 452, res
+        assert quota(s, user)["usage_bytes"] == 0, "nothing stored"
+        s.deliver_ok(user, msg(2, 5000))  # two copies of 5,000 bytes fit
+        assert quota(s, user)["usage_bytes"] == imap_total(s, user) > 10000
+    finally:
+        s.stop()

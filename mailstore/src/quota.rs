@@ -82,6 +82,16 @@ impl UserStore {
         Ok(())
     }
 
+    /// Refuses, before anything is stored, a delivery of `bytes` in all (several copies of a
+    /// message filed by Sieve) that would not fit: all copies or none.
+    ///
+    /// # Errors
+    /// [`Error::OverQuota`], LMDB errors.
+    pub fn admit(&self, bytes: u64) -> Result<(), Error> {
+        let txn = self.rtxn()?;
+        self.admit_in(&txn, bytes)
+    }
+
     /// Usage and limit in bytes (limit 0 = unlimited), what GETQUOTA reports as STORAGE (in
     /// KiB there, RFC 9208 5.1).
     ///

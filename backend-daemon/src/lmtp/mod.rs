@@ -128,6 +128,9 @@ async fn deliver(ctx: &Arc<Ctx>, from: &str, rcpts: &[Recipient], message: Optio
         let stored = crate::blocking(|| -> Result<_, mailstore::Error> {
             let user = ctx.store.user(&rcpt.user)?;
             let plan = sieve::plan(ctx, &user, from, &rcpt.address, &bytes);
+            // Every copy the script files must fit, or none is stored (a 452 after one copy
+            // would make the MTA's retry store that copy twice).
+            user.admit(bytes.len() as u64 * plan.stores.len() as u64)?;
             // A redirect must survive a crash between the 250 and the relay: into the outbox
             // first (before any copy, so a failure here leaves nothing to duplicate).
             let outbox = match (&ctx.cfg.sieve.relay, plan.redirects.is_empty()) {
