@@ -214,18 +214,9 @@ def report(args, servers: list[Server], rates: dict, results: dict, sizes: list[
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=50000, help="messages in the folder (default 50000)")
+    ap = lmtp_imap.side_by_side_args(__doc__, 50000, "messages in the folder")
     ap.add_argument("--repeat", type=int, default=5, help="repeated calls per command (default 5)")
-    ap.add_argument("--seed", type=int, default=2, help="seed of the message generator")
-    ap.add_argument("--servers", default="dovecot,mailstored",
-                    help="comma-separated subset of dovecot,mailstored (default both)")
-    ap.add_argument("--mailstored", type=Path, default=ROOT / "target/release/mailstored",
-                    help="mailstored binary (default target/release/mailstored)")
-    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("BENCH_DIR", "/var/tmp")),
-                    help="parent of the temporary directory (on a real disk; default /var/tmp)")
     ap.add_argument("--dump", type=Path, help="write each server's answers into this directory")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
 
     wanted = [n.strip() for n in args.servers.split(",") if n.strip()]

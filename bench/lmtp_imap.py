@@ -656,19 +656,25 @@ def report(args, servers: list[Server], rates: dict, opens: dict, dropped: dict,
 # --------------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=10000, help="messages to deliver (default 10000)")
+def side_by_side_args(doc: str, count: int, count_help: str) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark takes (this one, imap_sort.py, sieve.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=count, help=f"{count_help} (default {count})")
     ap.add_argument("--seed", type=int, default=2, help="seed of the message generator")
     ap.add_argument("--servers", default="dovecot,mailstored",
                     help="comma-separated subset of dovecot,mailstored (default both)")
     ap.add_argument("--mailstored", type=Path, default=ROOT / "target/release/mailstored",
                     help="mailstored binary (default target/release/mailstored)")
-    ap.add_argument("--dovecot-format", choices=["maildir", "sdbox", "mdbox"], default="maildir",
-                    help="Dovecot mailbox format (default maildir)")
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("BENCH_DIR", "/var/tmp")),
                     help="parent of the temporary directory (must be on a real disk; default /var/tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return ap
+
+
+def main() -> int:
+    ap = side_by_side_args(__doc__, 10000, "messages to deliver")
+    ap.add_argument("--dovecot-format", choices=["maildir", "sdbox", "mdbox"], default="maildir",
+                    help="Dovecot mailbox format (default maildir)")
     args = ap.parse_args()
 
     wanted = [n.strip() for n in args.servers.split(",") if n.strip()]

@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+import lmtp_imap  # noqa: E402
 from lmtp_imap import (MAIL_OWNER, PASSWORD, RCPT, USER, BenchError, Dovecot, LineReader,  # noqa: E402
                        Mailstored, Server, connect, free_port, lmtp_deliver, log, make_messages,
                        run_text)
@@ -360,17 +361,8 @@ def report(args, rates: dict, counts: dict, versions: dict, sizes: list[int], sc
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=5000, help="messages per run (default 5000)")
-    ap.add_argument("--seed", type=int, default=2, help="seed of the message generator")
-    ap.add_argument("--servers", default="dovecot,mailstored",
-                    help="comma-separated subset of dovecot,mailstored (default both)")
-    ap.add_argument("--mailstored", type=Path, default=ROOT / "target/release/mailstored",
-                    help="mailstored binary (default target/release/mailstored)")
-    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("BENCH_DIR", "/var/tmp")),
-                    help="parent of the temporary directory (on a real disk; default /var/tmp)")
+    ap = lmtp_imap.side_by_side_args(__doc__, 5000, "messages per run")
     ap.add_argument("--print-script", action="store_true", help="print the script and exit")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
 
     script, folders = build_script()
