@@ -126,3 +126,31 @@ def test_undelete_after_folder_delete_recreates_the_folder(userver):
     assert [after[u] for u in sorted(after)] == [before[u] for u in sorted(before)]
     assert all(flags == ["\\Answered"] for flags, _ in after.values())
     assert listed(userver, user) == []
+
+
+def test_no_second_restore_after_a_failover(tmp_path, material):
+    """Restored on the primary, then the replica takes over: its own expunged area still lists
+    the message, but restoring again finds it live in its folder and does not duplicate it."""
+    from repl_support import Pair, message_ids, pair_certs
+    (tmp_path / "certs").mkdir()
+    pair = Pair(tmp_path, material, pair_certs(tmp_path / "certs")).start()
+    try:
+        user = "user10"
+        for n in (1, 2):
+            pair.a.deliver_ok(user, msg(n))
+        m = pair.a.imap(user)
+        m.select("INBOX")
+        assert m.uid("STORE", "1:2", "+FLAGS", r"(\Deleted)")[0] == "OK"
+        assert m.expunge()[0] == "OK"
+        m.logout()
+        out = mailctl("undelete", "restore", "--user", user, "--admin", f"a1={pair.a.admin_addr()}").stdout
+        assert "2" in out, out
+        pair.wait_caught_up(pair.a)
+        assert sorted(mid for _, mid in message_ids(pair.b, user)) == ["u1@x", "u2@x"]
+        pair.a.kill9()
+        pair.mailctl("failover", "a1", "--db", str(pair.roles))
+        r = mailctl("undelete", "restore", "--user", user, "--admin", f"a2={pair.b.admin_addr()}")
+        assert sorted(mid for _, mid in message_ids(pair.b, user)) == ["u1@x", "u2@x"], r.stdout
+        assert "already live in its folder" in pair.b.log_text()
+    finally:
+        pair.stop()

@@ -179,7 +179,10 @@ fn undelete_restore(us: &UserStore, f: &UndeleteFilter) -> Result<Answer, Answer
     tracing::info!(user = %us.user(), restored = restored.len(), failed = failed.len(), "undelete restore");
     Ok(answer(
         200,
-        &json!({ "user": us.user().as_str(), "restored": restored, "failed": failed, "usage_bytes": usage }),
+        &json!({
+            "user": us.user().as_str(), "restored": restored, "failed": failed, "usage_bytes": usage,
+            "already_present": report.present.iter().map(|(m, uid)| json!({ "mailbox": m, "old_uid": uid })).collect::<Vec<_>>(),
+        }),
     ))
 }
 

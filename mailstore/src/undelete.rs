@@ -7,7 +7,7 @@
 //! any new ones; the message files are not copied (the expunged record's file reference becomes
 //! the live message's).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use crate::blob::Guid;
@@ -66,6 +66,9 @@ pub struct Restored {
 pub struct RestoreReport {
     pub restored: Vec<Restored>,
     pub failed: Vec<(String, u32, String)>,
+    /// Expunged messages whose content is already live in their folder (restored before, e.g.
+    /// on the partner before a failover): dropped from the expunged area, not restored twice.
+    pub present: Vec<(String, u32)>,
 }
 
 impl UserStore {
@@ -149,25 +152,37 @@ impl UserStore {
         if todo.is_empty() {
             return Ok(report);
         }
+        let mut present = Vec::new();
         let restored = self.write(|txn| {
-            let mut touched: HashMap<u32, (MailboxRecord, u64, bool)> = HashMap::new();
+            // Per target folder: its record, the MODSEQ of this restore, whether it was
+            // recreated, and the GUIDs live in it.
+            let mut touched: HashMap<u32, (MailboxRecord, u64, bool, HashSet<Guid>)> = HashMap::new();
             let mut out = Vec::new();
             for (k, e, cache) in &todo {
                 if self.expunged.get(txn, k)?.is_none() {
                     continue; // purged meanwhile
                 }
-                let id = match touched.values().find(|(m, _, _)| m.unique_id == e.mailbox_unique_id) {
-                    Some((m, _, _)) => m.id,
+                let id = match touched.values().find(|(m, ..)| m.unique_id == e.mailbox_unique_id) {
+                    Some((m, ..)) => m.id,
                     None => {
                         let (m, recreated) = self.restore_target(txn, e, max_old_uid[&e.mailbox_unique_id])?;
                         let mut m = m;
                         let modseq = Self::bump(&mut m);
                         let id = m.id;
-                        touched.insert(id, (m, modseq, recreated));
+                        let mut live = HashSet::new();
+                        for item in self.msgs.prefix_iter(txn, &id.to_be_bytes())? {
+                            live.insert(item?.1.guid);
+                        }
+                        touched.insert(id, (m, modseq, recreated, live));
                         id
                     }
                 };
-                let (m, modseq, recreated) = touched.get_mut(&id).expect("inserted above");
+                let (m, modseq, recreated, live) = touched.get_mut(&id).expect("inserted above");
+                if !live.insert(e.message.guid) {
+                    self.expunged.delete(txn, k)?;
+                    present.push((m.name.clone(), e.uid));
+                    continue;
+                }
                 let uid = m.uidnext;
                 m.uidnext += 1;
                 m.exists += 1;
@@ -189,11 +204,15 @@ impl UserStore {
                     recreated: *recreated,
                 });
             }
-            for (id, (m, _, _)) in &touched {
+            for (id, (m, ..)) in &touched {
                 self.mboxes.put(txn, id, m)?;
             }
             Ok(out)
         })?;
+        for (mailbox, old_uid) in &present {
+            tracing::info!(user = %self.user, %mailbox, old_uid, "undelete: already live in its folder; not restored twice");
+        }
+        report.present = present;
         for r in &restored {
             tracing::info!(user = %self.user, mailbox = %r.mailbox, old_uid = r.old_uid, uid = r.uid,
                 recreated = r.recreated, "undelete: message restored");
