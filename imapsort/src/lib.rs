@@ -5,7 +5,9 @@
 //!   section 2.1 and its "reply or forward" test.
 //! - [`SortItem`]: what SORT and THREAD need per message;
 //!   [`SortItem::from_header`] fills it from a header block.
-//! - [`parse_sort_keys`] and [`sort`]: the SORT command (section 3).
+//! - [`parse_sort_keys`] and [`sort`]: the SORT command (section 3);
+//!   [`DerivedKeys`] and [`sort_derived`] the same with the text keys
+//!   derived once and kept by an index.
 //! - [`thread_orderedsubject`], [`thread_references`] (section 3) produce
 //!   [`Thread`] trees; [`format_threads`] writes the THREAD response
 //!   (section 4).
@@ -37,7 +39,7 @@ mod thread;
 mod tree;
 
 pub use item::{parse_date, SortItem};
-pub use sort::{parse_sort_keys, sort, SortField, SortKey, SortKeyError};
+pub use sort::{parse_sort_keys, sort, sort_derived, DerivedKeys, SortField, SortKey, SortKeyError};
 pub use subject::{analyze_subject, base_subject, BaseSubject};
 pub use thread::{thread_orderedsubject, thread_references, ThreadAlgorithm};
 pub use tree::{format_threads, Thread};

@@ -160,10 +160,102 @@ pub fn parse_sort_keys<S: AsRef<str>>(criteria: &[S]) -> Result<Vec<SortKey>, So
 /// assert_eq!(sort(&items, &[SortKey::reversed(SortField::Size)]), [2, 1, 3]);
 /// ```
 pub fn sort(items: &[SortItem], keys: &[SortKey]) -> Vec<u32> {
-    let columns: Vec<Column> = keys.iter().map(|k| Column::build(items, k.field)).collect();
+    let columns: Vec<Column<'_>> = keys.iter().map(|k| Column::build(items, k.field)).collect();
+    ordered(items, keys, &columns)
+}
+
+/// The text keys of one message, derived from its header fields once so that an index can
+/// store them and later SORTs compare them directly (see [`sort_derived`]).
+///
+/// Every field is what [`sort`] would compute for that key: the casemapped base subject
+/// (RFC 5256 section 2.1), the casemapped `addr-mailbox` of the first From / To / Cc address,
+/// and the casemapped RFC 5957 display keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DerivedKeys {
+    /// SUBJECT.
+    pub subject: String,
+    /// FROM.
+    pub from: String,
+    /// TO.
+    pub to: String,
+    /// CC.
+    pub cc: String,
+    /// DISPLAYFROM.
+    pub display_from: String,
+    /// DISPLAYTO.
+    pub display_to: String,
+}
+
+impl DerivedKeys {
+    /// The version of the derivation. An index that stores [`DerivedKeys`] keeps this number
+    /// with them and derives them again when it differs: it changes whenever a change of this
+    /// crate would give a different key for the same header fields.
+    pub const VERSION: u32 = 1;
+
+    /// The keys of `item`.
+    pub fn of(item: &SortItem) -> Self {
+        DerivedKeys {
+            subject: casemap(&base_subject(item.subject.as_deref().unwrap_or(""))),
+            from: addr_mailbox(item.from.as_deref()),
+            to: addr_mailbox(item.to.as_deref()),
+            cc: addr_mailbox(item.cc.as_deref()),
+            display_from: display(item.from.as_deref()),
+            display_to: display(item.to.as_deref()),
+        }
+    }
+
+    /// The key of a text field; the numeric fields are not kept here.
+    fn text(&self, field: SortField) -> &str {
+        match field {
+            SortField::Subject => &self.subject,
+            SortField::From => &self.from,
+            SortField::To => &self.to,
+            SortField::Cc => &self.cc,
+            SortField::DisplayFrom => &self.display_from,
+            SortField::DisplayTo => &self.display_to,
+            SortField::Arrival | SortField::Date | SortField::Size => "",
+        }
+    }
+}
+
+/// [`sort`] with the text keys already derived (an index keeps them):
+/// `derived[i]` holds, for each text field of `keys`, what
+/// `DerivedKeys::of` gives for the message of `items[i]`; its other fields
+/// and the raw header fields of `items` are not read. The result is that of
+/// `sort(items, keys)` on the full items, without parsing a subject or an
+/// address.
+///
+/// ```
+/// use mailscale_imapsort::{sort, sort_derived, DerivedKeys, SortField, SortItem, SortKey};
+/// let items = [
+///     SortItem::from_header(1, 0, 0, b"Subject: Re: b\r\nFrom: Zed <z@x>\r\n\r\n"),
+///     SortItem::from_header(2, 0, 0, b"Subject: a\r\nFrom: al@x\r\n\r\n"),
+/// ];
+/// let derived: Vec<DerivedKeys> = items.iter().map(DerivedKeys::of).collect();
+/// let keys = [SortKey::new(SortField::Subject)];
+/// assert_eq!(sort_derived(&items, &derived, &keys), [2, 1]);
+/// assert_eq!(sort_derived(&items, &derived, &keys), sort(&items, &keys));
+/// ```
+///
+/// # Panics
+///
+/// When `derived` and `items` differ in length.
+pub fn sort_derived(items: &[SortItem], derived: &[DerivedKeys], keys: &[SortKey]) -> Vec<u32> {
+    assert_eq!(items.len(), derived.len(), "one DerivedKeys per SortItem");
+    let columns: Vec<Column<'_>> = keys
+        .iter()
+        .map(|k| match k.field {
+            SortField::Arrival | SortField::Date | SortField::Size => Column::build(items, k.field),
+            text => Column::Borrowed(derived.iter().map(|d| d.text(text)).collect()),
+        })
+        .collect();
+    ordered(items, keys, &columns)
+}
+
+fn ordered(items: &[SortItem], keys: &[SortKey], columns: &[Column<'_>]) -> Vec<u32> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| {
-        for (key, column) in keys.iter().zip(&columns) {
+        for (key, column) in keys.iter().zip(columns) {
             let ord = column.compare(a, b);
             let ord = if key.reverse { ord.reverse() } else { ord };
             if ord != Ordering::Equal {
@@ -175,14 +267,15 @@ pub fn sort(items: &[SortItem], keys: &[SortKey]) -> Vec<u32> {
     order.into_iter().map(|i| items[i].id).collect()
 }
 
-/// One key's values for every item, computed up front.
-enum Column {
+/// One key's values for every item, computed up front (or borrowed from [`DerivedKeys`]).
+enum Column<'a> {
     Number(Vec<i64>),
     Text(Vec<String>),
+    Borrowed(Vec<&'a str>),
 }
 
-impl Column {
-    fn build(items: &[SortItem], field: SortField) -> Column {
+impl Column<'_> {
+    fn build(items: &[SortItem], field: SortField) -> Column<'static> {
         let text = |f: &dyn Fn(&SortItem) -> String| Column::Text(items.iter().map(f).collect());
         match field {
             SortField::Arrival => Column::Number(items.iter().map(|i| i.arrival).collect()),
@@ -203,6 +296,7 @@ impl Column {
         match self {
             Column::Number(v) => v[a].cmp(&v[b]),
             Column::Text(v) => v[a].as_bytes().cmp(v[b].as_bytes()),
+            Column::Borrowed(v) => v[a].as_bytes().cmp(v[b].as_bytes()),
         }
     }
 }
@@ -276,6 +370,30 @@ mod tests {
         let err = parse_sort_keys(&["DATE", "REVERSE"]).unwrap_err();
         assert_eq!(err.to_string(), "expected a sort key after REVERSE, got the end of the list");
         assert!(parse_sort_keys(&[""]).is_err());
+    }
+
+    #[test]
+    fn derived_keys_sort_like_the_raw_fields() {
+        let headers: [&[u8]; 6] = [
+            b"Subject: Re: [list] Plans (fwd)\r\nFrom: \"Zed\" <Zed@X>\r\nTo: a@x, b@x\r\nCc: C <c@x>\r\n\r\n",
+            b"Subject: plans\r\nFrom: =?utf-8?q?J=C3=B6rg?= <j@x>\r\nTo: team: Bo <bo@x>;\r\n\r\n",
+            b"Subject: =?utf-8?q?Fwd:_=C3=A9t=C3=A9?=\r\nFrom: al@x\r\nCc: <>\r\n\r\n",
+            b"From: undisclosed-recipients:;\r\nTo: Al <AL@x>\r\n\r\n",
+            b"Subject: Lunch\r\nFrom: bo@x\r\nTo: \"\" <Bob@Example.ORG>\r\n\r\n",
+            b"\r\n",
+        ];
+        let items: Vec<SortItem> =
+            headers.iter().enumerate().map(|(n, h)| SortItem::from_header(n as u32 + 1, 0, 0, h)).collect();
+        let derived: Vec<DerivedKeys> = items.iter().map(DerivedKeys::of).collect();
+        assert_eq!(derived[0].subject, "plans");
+        assert_eq!(derived[0].from, "zed");
+        assert_eq!(derived[1].display_from, "j\u{f6}rg");
+        use SortField::*;
+        for field in [Arrival, Cc, Date, From, Size, Subject, To, DisplayFrom, DisplayTo] {
+            for keys in [vec![SortKey::new(field)], vec![SortKey::reversed(field), SortKey::new(Subject)]] {
+                assert_eq!(sort_derived(&items, &derived, &keys), sort(&items, &keys), "{keys:?}");
+            }
+        }
     }
 
     #[test]

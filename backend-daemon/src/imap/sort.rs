@@ -3,11 +3,13 @@
 //! `mailstore`'s `sortcache.rs`) become a `SortItem`, and the algorithms of the
 //! `mailscale-imapsort` crate order them.
 
+use std::fmt::Write as _;
+
 use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey as CodecKey};
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::search::SearchKey;
-use mailscale_imapsort::{format_threads, SortField, SortItem, SortKey, ThreadAlgorithm};
+use mailscale_imapsort::{format_threads, DerivedKeys, SortField, SortItem, SortKey, ThreadAlgorithm};
 use mailstore::UserStore;
 
 use super::search::{self, Hit};
@@ -29,21 +31,30 @@ fn field(k: &CodecKey) -> SortField {
     }
 }
 
-/// The matching messages as sort items, identified by UID or message number.
+/// What [`items`] gives: the sort items, their stored text keys (SORT only), the search hits.
+type Matched = (Vec<SortItem>, Vec<DerivedKeys>, Vec<Hit>);
+
+/// The matching messages as sort items, identified by UID or message number. For SORT by
+/// `fields`: items without their raw header fields and, beside them, their stored text keys;
+/// for THREAD (`None`): items with their raw header fields, no keys.
 fn items(
     user: &UserStore,
     view: &mut View,
     charset: &Charset<'_>,
     criteria: &[SearchKey<'_>],
     uid_mode: bool,
-) -> Result<(Vec<SortItem>, Vec<Hit>), Refusal> {
+    fields: Option<&[SortField]>,
+) -> Result<Matched, Refusal> {
     if search::uses_modseq(criteria) {
         view.condstore = true;
     }
     let hits = search::matching(user, view, Some(charset), criteria)?;
     let uids: Vec<u32> = hits.iter().map(|h| h.uid).collect();
     // Items come back with id = UID, in UID order, without UIDs expunged meanwhile.
-    let mut out = crate::blocking(|| user.sort_items(view.id, &uids))?;
+    let (mut out, keys) = match fields {
+        Some(fields) => crate::blocking(|| user.sort_items_with_keys(view.id, &uids, fields))?,
+        None => (crate::blocking(|| user.sort_items(view.id, &uids))?, Vec::new()),
+    };
     if !uid_mode {
         let mut h = hits.iter().peekable();
         for item in &mut out {
@@ -55,7 +66,7 @@ fn items(
             }
         }
     }
-    Ok((out, hits))
+    Ok((out, keys, hits))
 }
 
 fn modseq_suffix(criteria: &[SearchKey<'_>], hits: &[Hit]) -> String {
@@ -79,12 +90,14 @@ pub fn sort(
     conn: &mut Conn,
 ) -> Result<(), Refusal> {
     let keys: Vec<SortKey> = criteria.iter().map(|c| SortKey { field: field(&c.key), reverse: c.reverse }).collect();
-    let (items, hits) = items(user, view, charset, search_criteria, uid_mode)?;
-    let order = mailscale_imapsort::sort(&items, &keys);
-    let mut out = String::from("* SORT");
+    let fields: Vec<SortField> = keys.iter().map(|k| k.field).collect();
+    let (items, derived, hits) = items(user, view, charset, search_criteria, uid_mode, Some(&fields))?;
+    let order = mailscale_imapsort::sort_derived(&items, &derived, &keys);
+    let mut out = String::with_capacity(8 + 7 * order.len());
+    out.push_str("* SORT");
     for id in order {
-        out.push(' ');
-        out.push_str(&id.to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(out, " {id}");
     }
     out.push_str(&modseq_suffix(search_criteria, &hits));
     out.push_str("\r\n");
@@ -116,7 +129,7 @@ pub fn thread(
             )))
         }
     };
-    let (items, _) = items(user, view, charset, search_criteria, uid_mode)?;
+    let (items, _, _) = items(user, view, charset, search_criteria, uid_mode, None)?;
     let threads = algorithm.run(&items);
     let body = format_threads(&threads);
     let mut out = String::from("* THREAD");
