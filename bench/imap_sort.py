@@ -38,7 +38,6 @@ import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -232,12 +231,9 @@ def main() -> int:
         ap.error(f"{args.mailstored} not found: cargo build --release -p backend-daemon")
 
     args.load_at_start = os.getloadavg()[0]
-    tmp = Path(tempfile.mkdtemp(prefix="mailscale-sort-", dir=args.workdir))
-    os.chmod(tmp, 0o755)
-    args.workdir = tmp
-    log(f"work dir {tmp}")
     servers: list[Server] = []
-    try:
+
+    def work(tmp: Path) -> str:
         log(f"generating {args.count} messages")
         messages = make_messages(args.count, args.seed)
         sizes = [len(m) for m in messages]
@@ -263,19 +259,9 @@ def main() -> int:
             for n, r in results.items():
                 for label, v in r.items():
                     (args.dump / f"{n}-{label.replace(' ', '_')}.txt").write_text(v["payload"] + "\n")
-        print(report(args, servers, rates, results, sizes))
-        return 0
-    except BenchError as e:
-        log(f"FAILED: {e}")
-        return 1
-    finally:
-        for s in servers:
-            s.kill()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return report(args, servers, rates, results, sizes)
 
+    return lmtp_imap.in_work_dir(args, "mailscale-sort-", servers, work)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -671,6 +671,29 @@ def side_by_side_args(doc: str, count: int, count_help: str) -> argparse.Argumen
     return ap
 
 
+def in_work_dir(args, prefix: str, servers: list[Server], work) -> int:
+    """Runs `work(tmp)` in a fresh directory under --workdir (which it becomes) and prints the
+    report it returns. Whatever happens, every server in `servers` is killed and the directory
+    removed (kept with --keep). Returns the exit status."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=args.workdir))
+    os.chmod(tmp, 0o755)  # Dovecot's mail user must reach its home under it
+    args.workdir = tmp
+    log(f"work dir {tmp}")
+    try:
+        print(work(tmp))
+        return 0
+    except BenchError as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        for s in servers:
+            s.kill()
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     ap = side_by_side_args(__doc__, 10000, "messages to deliver")
     ap.add_argument("--dovecot-format", choices=["maildir", "sdbox", "mdbox"], default="maildir",
@@ -693,12 +716,9 @@ def main() -> int:
     if args.load_at_start > 0.5 * (os.cpu_count() or 1):
         log(f"WARNING: load average {args.load_at_start:.2f} on {os.cpu_count()} CPUs: "
             "something else is running (a build?); figures will be low and noisy")
-    tmp = Path(tempfile.mkdtemp(prefix="mailscale-bench-", dir=args.workdir))
-    os.chmod(tmp, 0o755)
-    args.workdir = tmp
-    log(f"work dir {tmp}")
     servers: list[Server] = []
-    try:
+
+    def work(tmp: Path) -> str:
         log(f"generating {args.count} messages")
         messages = make_messages(args.count, args.seed)
         sizes = [len(m) for m in messages]
@@ -734,19 +754,9 @@ def main() -> int:
                 f"second open {second.total * 1000:.1f} ms")
             s.stop()
 
-        print(report(args, servers, rates, opens, dropped, sizes))
-        return 0
-    except BenchError as e:
-        log(f"FAILED: {e}")
-        return 1
-    finally:
-        for s in servers:
-            s.kill()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return report(args, servers, rates, opens, dropped, sizes)
 
+    return in_work_dir(args, "mailscale-bench-", servers, work)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -42,7 +42,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -383,10 +382,7 @@ def main() -> int:
     args.load_at_start = os.getloadavg()[0]
     if args.load_at_start > 0.5 * (os.cpu_count() or 1):
         log(f"WARNING: load average {args.load_at_start:.2f}: figures will be noisy")
-    tmp = Path(tempfile.mkdtemp(prefix="mailscale-sieve-", dir=args.workdir))
-    os.chmod(tmp, 0o755)
-    args.workdir = tmp
-    try:
+    def work(tmp: Path) -> str:
         messages = make_messages(args.count, args.seed)
         rates: dict[str, dict[str, float]] = {}
         counts: dict[str, dict[str, int]] = {}
@@ -402,17 +398,9 @@ def main() -> int:
                 if label == "with":
                     counts[name] = c
                     versions[name] = f"{server.version} — {server.notes}"
-        print(report(args, rates, counts, versions, [len(m) for m in messages], script))
-        return 0
-    except BenchError as e:
-        log(f"FAILED: {e}")
-        return 1
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return report(args, rates, counts, versions, [len(m) for m in messages], script)
 
+    return lmtp_imap.in_work_dir(args, "mailscale-sieve-", [], work)
 
 if __name__ == "__main__":
     sys.exit(main())
