@@ -408,23 +408,30 @@ async fn rescue(
             None => MailboxName::new(&h.name),
         };
         let name = local(name)?;
-        let mut known = local(crate::blocking(|| p.known_guids(&h.unique_id)))?;
         let mut here: BTreeMap<u32, Guid> = BTreeMap::new();
-        match &mine {
-            Some(m) => here.extend(local(crate::blocking(|| p.messages(m.id)))?.into_iter().map(|(u, r)| (u, r.guid))),
-            None => {
-                // Rescued into the mailbox of the same name: what is there counts as known.
-                if let Some(m) = local(crate::blocking(|| p.mailbox(&name)))? {
-                    known.extend(local(crate::blocking(|| p.messages(m.id)))?.into_iter().map(|(_, r)| r.guid));
-                }
-            }
+        if let Some(m) = &mine {
+            here.extend(local(crate::blocking(|| p.messages(m.id)))?.into_iter().map(|(u, r)| (u, r.guid)));
         }
+        // What this side knows in the mailbox, read only when a record does not match by UID
+        // and GUID (never in a normal sync of new messages and flags).
+        let mut known: Option<std::collections::HashSet<Guid>> = None;
         let mut above = h.last_uid.max(mine.as_ref().map_or(0, |m| m.uidnext.saturating_sub(1)));
         for (uid, rec) in records {
             let conflict = here.get(uid).is_some_and(|g| *g != rec.guid);
             if here.get(uid) == Some(&rec.guid) {
                 continue;
             }
+            if known.is_none() {
+                let mut k = local(crate::blocking(|| p.known_guids(&h.unique_id)))?;
+                if mine.is_none() {
+                    // Rescued into the mailbox of the same name: what is there counts as known.
+                    if let Some(m) = local(crate::blocking(|| p.mailbox(&name)))? {
+                        k.extend(local(crate::blocking(|| p.messages(m.id)))?.into_iter().map(|(_, r)| r.guid));
+                    }
+                }
+                known = Some(k);
+            }
+            let known = known.as_mut().expect("filled above");
             if !known.contains(&rec.guid) {
                 let raw = if p.has_guid(&rec.guid) {
                     None
